@@ -1,0 +1,109 @@
+"""The ``lightning-dd`` command line.
+
+* ``lightning-dd fit --config configs/dm/cifar10_ipc10.yaml [--data.root DIR] [--model.ipc 10]
+  [--trainer.max_steps N] [--seed_everything S] [--print_config]``: a LightningCLI over every
+  :class:`~lightning_dd.methods.DistillationModule` (subclass mode) and :class:`~lightning_dd.data.RealDataModule`.
+  ``max_steps`` counts distillation iterations; one seed (``seed_everything``) fixes the model's and the data's.
+* ``lightning-dd evaluate --distilled FILE [--data.root DIR] [--runs 5] [--epochs 300] [--models convnet resnet18]``:
+  trains fresh students on an artifact and prints one JSON line with mean and population std per architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jsonargparse import ArgumentParser
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lightning_dd import __version__
+from lightning_dd.data import RealDataModule
+from lightning_dd.methods import DistillationModule
+
+
+class DistillationCLI(LightningCLI):
+    """LightningCLI with the data -> model links and the defaults distillation needs."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
+        parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
+
+
+def _seed_value(seed: Any) -> int:
+    if isinstance(seed, bool) or seed is None:
+        raise ValueError("seed_everything must be an integer for lightning-dd (one seed fixes the whole run)")
+    return int(seed)
+
+
+def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> DistillationCLI:
+    """Build (and by default run) the distillation LightningCLI on ``args``."""
+    return DistillationCLI(
+        DistillationModule,
+        RealDataModule,
+        subclass_mode_model=True,
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        # the class-balanced batch sampler is rank-aware itself (style.md pitfall 7)
+        trainer_defaults={"use_distributed_sampler": False},
+        parser_kwargs={"version": __version__},
+        save_config_kwargs={"overwrite": True},
+        args=list(args) if args is not None else None,
+        run=run,
+    )
+
+
+def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
+    """``lightning-dd evaluate``: students on an artifact; prints (and optionally writes) one JSON result line."""
+    from lightning_dd.evaluation.run import evaluate_artifact
+    from lightning_dd.io import atomic_json_dump
+
+    parser = ArgumentParser(prog="lightning-dd evaluate", description=evaluate_command.__doc__)
+    parser.add_argument("--distilled", type=str, required=True, help="artifact written by `lightning-dd fit`")
+    parser.add_argument("--data.root", type=str | None, default=None, help="root of the real dataset (test split)")
+    parser.add_argument("--data.download", type=bool, default=False, help="let torchvision download the test split")
+    parser.add_argument("--runs", type=int, default=5, help="students per architecture")
+    parser.add_argument("--epochs", type=int, default=300, help="student training epochs")
+    parser.add_argument("--models", type=list[str], default=["convnet"], nargs="+", help="student architectures")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=str | None, default=None, help="also write the JSON result here")
+    parser.add_argument("--trainer.accelerator", type=str, default="auto")
+    parser.add_argument("--trainer.devices", type=int | str | list[int], default=1)
+    parser.add_argument("--trainer.precision", type=str | None, default=None, help="e.g. 32-true, bf16-mixed, 16-mixed")
+    parser.add_argument("--trainer.strategy", type=str, default="auto")
+    cfg = parser.parse_args(list(args))
+    result = evaluate_artifact(
+        cfg.distilled,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        models=cfg.models,
+        runs=cfg.runs,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        trainer_kwargs=dict(cfg.trainer),
+    )
+    print(json.dumps(result), flush=True)
+    if cfg.output:
+        atomic_json_dump(result, cfg.output)
+    return result
+
+
+#: subcommands that are not Trainer entry points
+COMMANDS: dict[str, Callable[[Sequence[str]], Any]] = {"evaluate": evaluate_command}
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of ``lightning-dd`` and ``python -m lightning_dd``."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in COMMANDS:
+        try:
+            COMMANDS[argv[0]](argv[1:])
+        except (ValueError, FileNotFoundError, TypeError) as err:
+            sys.exit(f"lightning-dd {argv[0]}: error: {err}")
+        return
+    fit_cli(argv)

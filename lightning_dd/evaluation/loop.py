@@ -1,0 +1,94 @@
+"""A plain-PyTorch student loop (no Trainer): used during distillation by the evaluator callback.
+
+Same protocol as :class:`~lightning_dd.evaluation.student.StudentClassifier` (see ``protocol.py``); every random draw
+(network init, shuffling, augmentation) comes from a generator derived from the given seed keys, and the global RNG
+is never touched, so evaluating inside a run does not change the run's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lightning_dd.artifact import DistilledSet
+from lightning_dd.evaluation.protocol import StudentRecipe, student_loss
+from lightning_dd.networks import create_network, reinitialize_
+from lightning_dd.seeding import STREAM_EVAL, make_generator
+
+
+def build_student(network: str, distilled: DistilledSet, generator: torch.Generator) -> nn.Module:
+    """A zoo network for the artifact's shape and classes, initialised from ``generator``."""
+    c, h, w = distilled.image_shape
+    net = create_network(network, c, distilled.num_classes, (h, w))
+    return reinitialize_(net, generator)
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1024,
+             autocast_dtype: torch.dtype | None = None) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``net`` on normalised ``images`` ``(N, C, H, W)``."""
+    device = next(net.parameters()).device
+    net.eval()
+    correct = 0
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device, non_blocking=True)
+        y = labels[start : start + batch_size].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            pred = net(x).argmax(dim=1)
+        correct += int((pred == y).sum())
+    return correct / images.shape[0]
+
+
+def train_student(
+    distilled: DistilledSet,
+    test_images: Tensor,
+    test_labels: Tensor,
+    network: str = "convnet",
+    recipe: StudentRecipe | None = None,
+    seed_keys: Sequence[int] = (0,),
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+) -> float:
+    """Train one fresh student on ``distilled`` and return its test accuracy (fraction).
+
+    Args:
+        distilled: the synthetic set (normalised images).
+        test_images: normalised real test images ``(N, C, H, W)`` (any device; moved in batches).
+        test_labels: int64 ``(N,)``.
+        network: zoo name of the student.
+        recipe: the protocol (default :class:`StudentRecipe`).
+        seed_keys: integers identifying this student (run seed, iteration, student index, ...).
+        device: where to train.
+        autocast_dtype: ``torch.bfloat16`` / ``torch.float16`` to train under autocast (as the trainer precision).
+    """
+    recipe = recipe or StudentRecipe(dsa_strategy=distilled.dsa_strategy)
+    device = torch.device(device)
+    generator = make_generator(*seed_keys, STREAM_EVAL)
+    net = build_student(network, distilled, generator).to(device)
+    images = distilled.images.to(device)
+    labels = distilled.labels.to(device)
+    soft = None if distilled.soft_labels is None else distilled.soft_labels.to(device)
+    lr = distilled.lr if (recipe.use_learned_lr and distilled.lr is not None) else recipe.lr
+    optimizer = recipe.optimizer(net.parameters(), lr=lr)
+    scheduler = recipe.scheduler(optimizer)
+    augment = recipe.augmenter()
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+    n = images.shape[0]
+    net.train()
+    for _ in range(recipe.epochs):
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            x = images[idx]
+            if augment is not None:
+                x = augment(x, generator)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                loss = student_loss(net(x), labels[idx], None if soft is None else soft[idx])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        scheduler.step()
+    return accuracy(net, test_images, test_labels, autocast_dtype=autocast_dtype)

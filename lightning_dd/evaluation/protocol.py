@@ -1,0 +1,78 @@
+"""The evaluation protocol shared by every student trainer (Lightning or plain PyTorch).
+
+The reference protocol (``evaluate_synset`` of DC/DSA/DM): a fresh randomly initialised network, SGD lr 0.01,
+momentum 0.9, weight decay 5e-4, batch 256, per-sample DSA on every training batch, learning rate x0.1 at half of
+the epochs, top-1 accuracy of the final weights on the full real test set. Deviations, stated: we run exactly
+``epochs`` epochs (the reference runs ``epochs + 1``) and keep the momentum buffer across the decay (the reference
+re-creates the optimizer).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lightning_dd.augment import DSA
+
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    """How a student is trained on a distilled set.
+
+    Attributes:
+        epochs: passes over the distilled set.
+        lr: initial learning rate (a learned lr from the artifact overrides it when ``use_learned_lr``).
+        momentum, weight_decay: SGD settings.
+        batch_size: training batch size.
+        lr_decay_factor: multiplier applied once, after ``epochs // 2`` epochs.
+        dsa_strategy: per-sample DSA strategy at train time (``"none"`` disables augmentation).
+        use_learned_lr: use the artifact's learned lr (MTT) instead of ``lr`` when present.
+    """
+
+    epochs: int = 300
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    lr_decay_factor: float = 0.1
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    use_learned_lr: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def decay_epoch(self) -> int:
+        """The epoch (0-based) from which the decayed learning rate is used."""
+        return self.epochs // 2
+
+    def optimizer(self, params: list[nn.Parameter] | object, lr: float | None = None) -> torch.optim.SGD:
+        return torch.optim.SGD(params, lr=self.lr if lr is None else lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
+        """Per-epoch schedule: x ``lr_decay_factor`` at :attr:`decay_epoch`."""
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [self.decay_epoch], gamma=self.lr_decay_factor)
+
+    def augmenter(self) -> DSA | None:
+        return None if self.dsa_strategy in ("", "none") else DSA(self.dsa_strategy)
+
+
+def student_loss(logits: Tensor, labels: Tensor, soft_targets: Tensor | None = None) -> Tensor:
+    """Cross-entropy with hard labels, or with the softmax of soft-label logits when given."""
+    if soft_targets is None:
+        return nn.functional.cross_entropy(logits, labels)
+    return nn.functional.cross_entropy(logits, soft_targets.softmax(dim=1))
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std (``np.std``, as the papers report)."""
+    if not values:
+        raise ValueError("no accuracies to summarise")
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0

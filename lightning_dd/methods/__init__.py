@@ -1,0 +1,7 @@
+"""Distillation methods: one LightningModule per method on the shared :class:`DistillationModule` base."""
+
+from lightning_dd.methods.base import DistillationModule, MatchResult, RealDataSource
+from lightning_dd.methods.dm import DM
+from lightning_dd.methods.random import RandomSelection
+
+__all__ = ["DM", "DistillationModule", "MatchResult", "RandomSelection", "RealDataSource"]
