@@ -25,7 +25,8 @@ class DistilledDataModule(L.LightningDataModule):
         test_batch_size: evaluation batch size.
         seed: seeds the training shuffle.
 
-    Batches: train ``(images (B, C, H, W) float32, labels (B,) int64[, soft_labels (B, K)])``; test ``(images, labels)``.
+    Batches: train ``(images (B, C, H, W) float32, labels (B,) int64[, soft_labels (B, K)])``;
+    test ``(images, labels)``.
     """
 
     def __init__(

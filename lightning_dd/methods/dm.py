@@ -96,7 +96,8 @@ class DM(DistillationModule):
         net = self.embedder.to(real.device)
         reinitialize_(net, self.generator)
         net.train()
-        params = None if self.dsa is None else self.dsa.sample(self.num_classes, self.generator, image_size=real.shape[-2:])
+        size = tuple(real.shape[-2:])
+        params = None if self.dsa is None else self.dsa.sample(self.num_classes, self.generator, image_size=size)
         loss = dm_loss(net, real, self.synthetic.by_class(), self.dsa, params, self.chunk_size or 1)
         return MatchResult(loss=loss)
 

@@ -1,0 +1,365 @@
+"""``RealDataModule``: the real train split sampled class-balanced per iteration, and the test split for evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_dd.data.readers import download as download_dataset
+from lightning_dd.data.registry import (
+    EMBEDDED_DATASETS,
+    DatasetInfo,
+    LabeledImages,
+    check_dataset_name,
+    dataset_info,
+    load_split,
+    normalize,
+    require_root,
+)
+from lightning_dd.data.samplers import ClassBalancedBatchSampler
+from lightning_dd.data.store import ClassIndexedImages
+
+__all__ = ["RealDataModule"]
+
+Batch = tuple[Tensor, Tensor]
+
+
+class _TensorPairDataset(Dataset[Batch]):
+    """``(images[i], labels[i])``; ``__getitems__`` gathers a whole batch with one tensor index."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return self.images[idx], self.labels[idx]
+
+
+def passthrough_collate(batch: Batch) -> Batch:
+    """Collate function for datasets whose ``__getitems__`` already returns the batch."""
+    return batch
+
+
+class _LazyIterator(Iterator[Batch]):
+    """Creates the DataLoader iterator on the first ``next``.
+
+    Lightning creates the train iterator before it calls ``set_epoch`` for a resumed epoch; with ``num_workers > 0``
+    PyTorch draws sampler indices as soon as the iterator exists, so creation is delayed to the first batch.
+    """
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._loader = loader
+        self._it: Iterator[Batch] | None = None
+
+    def __next__(self) -> Batch:
+        if self._it is None:
+            self._it = DataLoader.__iter__(self._loader)
+        return next(self._it)
+
+
+class _TrainDataLoader(DataLoader):
+    """Reports the full epoch length whatever the sampler skips, as Lightning expects of a resumed loader.
+
+    On a mid-epoch resume Lightning restores its batch counter to the consumed count ``n`` and stops the epoch when
+    the counter reaches ``len(dataloader)``; the sampler then yields the remaining ``num_batches - n`` batches.
+    """
+
+    def __len__(self) -> int:
+        sampler = self.batch_sampler
+        assert isinstance(sampler, ClassBalancedBatchSampler)
+        return sampler.num_batches
+
+    def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
+        return _LazyIterator(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Empty: the position is saved by :meth:`RealDataModule.state_dict`.
+
+        Defining ``state_dict``/``load_state_dict`` tells Lightning the loader is resumable (it is, through the
+        DataModule), which avoids its "dataloader is not resumable" warning on mid-epoch resumes.
+        """
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to do: :meth:`RealDataModule.load_state_dict` restored the position already."""
+
+
+class _ResumingBatchSampler(ClassBalancedBatchSampler):
+    """A :class:`ClassBalancedBatchSampler` that skips ``n`` batches when (re)set to the epoch of a restored state."""
+
+    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resume = resume
+        if resume is not None:
+            self.set_epoch(resume[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if self._resume is not None:
+            resume_epoch, consumed = self._resume
+            if epoch == resume_epoch:
+                self.skip(min(consumed, self.num_batches))
+            else:
+                self._resume = None
+
+
+class RealDataModule(pl.LightningDataModule):
+    """Real images for distillation: class-balanced train batches and the test split.
+
+    Train batches are ``(images, labels)``: ``images`` ``uint8 (num_classes * per_class, C, H, W)`` class-sorted
+    (``per_class`` images of class 0 first), ``labels`` ``int64 (num_classes * per_class,)``; one epoch is
+    ``iterations_per_epoch`` batches drawn by a :class:`ClassBalancedBatchSampler` (seeded per seed, epoch, rank and
+    batch). Validation and test batches are the test split in order. :meth:`on_after_batch_transfer` turns the
+    ``uint8`` images into normalized ``float32`` on the device, for every stage.
+
+    Use ``Trainer(use_distributed_sampler=False)``: the batch sampler is already rank-aware.
+
+    Exact resume: :meth:`state_dict` records how many train batches of the current epoch the training loop consumed
+    (counted in :meth:`on_after_batch_transfer`, i.e. batches that reached ``training_step``, not batches Lightning
+    prefetched); after :meth:`load_state_dict`, the train loader skips that many batches of that epoch, so a run
+    resumed from a mid-epoch checkpoint sees the same batches as an uninterrupted one.
+
+    Args:
+        dataset: registered dataset name (see :data:`~lightning_dd.data.registry.DATASET_NAMES`).
+        root: dataset folder (not needed by ``digits``).
+        batch_real: real images per class per batch (capped at the smallest class size, with a warning).
+        download: let torchvision download the dataset into ``root`` in :meth:`prepare_data`.
+        seed: base seed of the train batch sampler.
+        iterations_per_epoch: train batches per epoch.
+        test_batch_size: batch size of the validation/test loaders.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "digits",
+        root: str | None = None,
+        batch_real: int = 256,
+        download: bool = False,
+        seed: int = 0,
+        iterations_per_epoch: int = 100,
+        test_batch_size: int = 256,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        check_dataset_name(dataset)
+        if dataset not in EMBEDDED_DATASETS:
+            require_root(dataset, root)
+        for arg, value, low in (
+            ("batch_real", batch_real, 1),
+            ("iterations_per_epoch", iterations_per_epoch, 1),
+            ("test_batch_size", test_batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+        self.save_hyperparameters()
+        self.dataset = dataset
+        self.root = None if root is None else str(Path(root).expanduser())
+        self.batch_real = batch_real
+        self.download = download
+        self.seed = seed
+        self.iterations_per_epoch = iterations_per_epoch
+        self.test_batch_size = test_batch_size
+        self.num_workers = num_workers
+        self._info: DatasetInfo | None = None
+        self._store: ClassIndexedImages | None = None
+        self._test: LabeledImages | None = None
+        self._per_class: int | None = None
+        self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
+        # resume bookkeeping: batches of `_epoch` consumed by the training loop, and a restored position
+        self._epoch = 0
+        self._consumed = 0
+        self._resume: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------------------------------------ description
+
+    @property
+    def info(self) -> DatasetInfo:
+        """:class:`DatasetInfo` of the dataset (no image data is read, except ``image_folder``'s statistics).
+
+        ``tiny_imagenet``'s class names come from its ``wnids.txt``, so with ``download=True`` this downloads the
+        dataset first when it is missing (the CLI reads ``num_classes`` before ``prepare_data`` runs).
+        """
+        if self._info is None:
+            if self.download and self.dataset == "tiny_imagenet" and self.root is not None:
+                download_dataset(self.dataset, self.root)
+            self._info = dataset_info(self.dataset, self.root)
+        return self._info
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+        return self.info.image_shape
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.info.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.info.std
+
+    # ------------------------------------------------------------------------------------------------ data
+
+    def prepare_data(self) -> None:
+        """Download the dataset into ``root`` if ``download=True`` (nothing else; runs on one process per node)."""
+        if self.download and self.root is not None:
+            download_dataset(self.dataset, self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the train split into :attr:`store` (for ``fit`` / ``None``) and the test split (all stages); once."""
+        if stage in (None, "fit"):
+            _ = self.store
+        _ = self.test_split()
+
+    @property
+    def store(self) -> ClassIndexedImages:
+        """The train split as :class:`ClassIndexedImages` (loaded on first use)."""
+        if self._store is None:
+            split = load_split(self.dataset, self.root, train=True, download=self.download)
+            self._check_split(split, "train")
+            store = ClassIndexedImages(split.images, split.labels, self.num_classes)
+            sizes = store.class_sizes()
+            empty = [self.class_names[c] for c, n in enumerate(sizes) if n == 0]
+            if empty:
+                raise ValueError(f"{self.dataset}: classes without train images: {empty}")
+            smallest = min(sizes)
+            if self.batch_real > smallest:
+                rank_zero_warn(
+                    f"batch_real={self.batch_real} exceeds the smallest class of {self.dataset!r} "
+                    f"({smallest} images, class {self.class_names[sizes.index(smallest)]!r}); using {smallest} real "
+                    "images per class per batch."
+                )
+            self._per_class = min(self.batch_real, smallest)
+            self._store = store
+        return self._store
+
+    @property
+    def per_class(self) -> int:
+        """Real images per class per train batch: ``min(batch_real, smallest class size)``."""
+        _ = self.store
+        assert self._per_class is not None
+        return self._per_class
+
+    def test_split(self) -> LabeledImages:
+        """The test split (``uint8 (N, C, H, W)`` images, ``int64 (N,)`` labels), loaded on first use."""
+        if self._test is None:
+            split = load_split(self.dataset, self.root, train=False, download=self.download)
+            self._check_split(split, "test")
+            self._test = split
+        return self._test
+
+    def _check_split(self, split: LabeledImages, which: str) -> None:
+        if tuple(split.images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"{self.dataset} {which} images are {tuple(split.images.shape[1:])}, expected {self.image_shape}"
+            )
+
+    # ------------------------------------------------------------------------------------------------ loaders
+
+    def train_dataloader(self) -> DataLoader:
+        """Class-balanced batches: ``uint8 (num_classes * per_class, C, H, W)`` class-sorted, ``int64`` labels."""
+        store = self.store
+        rank = world_size = None
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        if self._resume is None:
+            self._epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            self._consumed = 0
+        sampler = _ResumingBatchSampler(
+            store.indices_by_class,
+            self.per_class,
+            self.iterations_per_epoch,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+            resume=self._resume,
+        )
+        return _TrainDataLoader(
+            _TensorPairDataset(store.images, store.labels),
+            batch_sampler=sampler,
+            collate_fn=passthrough_collate,
+            num_workers=self.num_workers,
+        )
+
+    def _eval_dataloader(self) -> DataLoader:
+        split = self.test_split()
+        return DataLoader(
+            _TensorPairDataset(split.images, split.labels),
+            batch_size=self.test_batch_size,
+            shuffle=False,
+            collate_fn=passthrough_collate,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """The test split in order, ``test_batch_size`` per batch, ``(uint8 images, int64 labels)``."""
+        return self._eval_dataloader()
+
+    def test_dataloader(self) -> DataLoader:
+        """The test split in order, ``test_batch_size`` per batch, ``(uint8 images, int64 labels)``."""
+        return self._eval_dataloader()
+
+    # ------------------------------------------------------------------------------------------------ on device
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """``uint8`` (or ``[0, 1]`` float) ``(..., C, H, W)`` -> normalized ``float32`` on the same device."""
+        device = images.device
+        if device not in self._norm:
+            self._norm[device] = (
+                torch.tensor(self.mean, dtype=torch.float32, device=device),
+                torch.tensor(self.std, dtype=torch.float32, device=device),
+            )
+        mean, std = self._norm[device]
+        return normalize(images, mean, std)
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Normalize the batch's images on the device; count training batches for exact resume."""
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            epoch = trainer.current_epoch
+            if epoch != self._epoch:
+                self._epoch, self._consumed = epoch, 0
+                self._resume = None
+            self._consumed += 1
+        images, labels = batch
+        return self.normalize(images), labels
+
+    def real_images(self, class_index: int, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` distinct random train images of one class, normalized ``float32 (n, C, H, W)`` on the CPU."""
+        return self.normalize(self.store.sample(class_index, n, generator))
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch": e, "batches_consumed": n}``: the training loop consumed ``n`` train batches of epoch ``e``."""
+        return {"epoch": self._epoch, "batches_consumed": self._consumed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the position: the next train loader skips ``batches_consumed`` batches of epoch ``epoch``."""
+        self._epoch = int(state_dict.get("epoch", 0))
+        self._consumed = int(state_dict.get("batches_consumed", 0))
+        self._resume = (self._epoch, self._consumed) if self._consumed > 0 else None
