@@ -73,6 +73,14 @@ class DistilledSet:
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
         if len(self.mean) != self.images.shape[1] or len(self.std) != self.images.shape[1]:
             raise ValueError(f"mean/std need {self.images.shape[1]} channels, got {self.mean} / {self.std}")
+        n, k = self.images.shape[0], len(self.class_names)
+        if self.labels.numel() and (int(self.labels.min()) < 0 or int(self.labels.max()) >= k):
+            raise ValueError(
+                f"labels must lie in [0, {k}) ({k} class names), got values in "
+                f"[{int(self.labels.min())}, {int(self.labels.max())}]"
+            )
+        if self.soft_labels is not None and tuple(self.soft_labels.shape) != (n, k):
+            raise ValueError(f"soft_labels must be ({n}, {k}), got {tuple(self.soft_labels.shape)}")
         if not self.version:
             from lightning_dd import __version__
 

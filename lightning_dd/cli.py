@@ -39,6 +39,13 @@ def _seed_value(seed: Any) -> int:
     return int(seed)
 
 
+_DESCRIPTION = (
+    "Dataset distillation with PyTorch Lightning. `lightning-dd fit --config FILE` distills (LightningCLI); "
+    "`lightning-dd evaluate --distilled FILE` trains fresh students on an artifact "
+    "(see `lightning-dd evaluate --help`)."
+)
+
+
 def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> DistillationCLI:
     """Build (and by default run) the distillation LightningCLI on ``args``."""
     return DistillationCLI(
@@ -49,7 +56,7 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
         seed_everything_default=0,
         # the class-balanced batch sampler is rank-aware itself (style.md pitfall 7)
         trainer_defaults={"use_distributed_sampler": False},
-        parser_kwargs={"version": __version__},
+        parser_kwargs={"version": __version__, "prog": "lightning-dd", "description": _DESCRIPTION},
         save_config_kwargs={"overwrite": True},
         args=list(args) if args is not None else None,
         run=run,
@@ -67,7 +74,7 @@ def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     parser.add_argument("--data.download", type=bool, default=False, help="let torchvision download the test split")
     parser.add_argument("--runs", type=int, default=5, help="students per architecture")
     parser.add_argument("--epochs", type=int, default=300, help="student training epochs")
-    parser.add_argument("--models", type=list[str], default=["convnet"], nargs="+", help="student architectures")
+    parser.add_argument("--models", type=str, default=["convnet"], nargs="+", help="student architectures")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=str | None, default=None, help="also write the JSON result here")
@@ -106,4 +113,5 @@ def main(args: Sequence[str] | None = None) -> None:
         except (ValueError, FileNotFoundError, TypeError) as err:
             sys.exit(f"lightning-dd {argv[0]}: error: {err}")
         return
-    fit_cli(argv)
+    # args=None lets LightningCLI read sys.argv itself (passing both warns about "args and command line arguments")
+    fit_cli(None if args is None else argv)

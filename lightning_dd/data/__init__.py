@@ -10,7 +10,7 @@ from lightning_dd.data.registry import (
     load_split,
     normalize,
 )
-from lightning_dd.data.samplers import ClassBalancedBatchSampler, mix_seed
+from lightning_dd.data.samplers import ClassBalancedBatchSampler
 from lightning_dd.data.store import ClassIndexedImages
 
 __all__ = [
@@ -23,6 +23,5 @@ __all__ = [
     "RealDataModule",
     "dataset_info",
     "load_split",
-    "mix_seed",
     "normalize",
 ]

@@ -9,28 +9,9 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Sampler
 
-__all__ = ["ClassBalancedBatchSampler", "mix_seed"]
+from lightning_dd.seeding import STREAM_SAMPLER, derive_seed
 
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def mix_seed(*values: int) -> int:
-    """Hash integers into one 63-bit seed (splitmix64 chained over the values; order matters).
-
-    Nearby inputs such as ``(seed, epoch, rank, b)`` and ``(seed, epoch, rank, b + 1)`` give unrelated seeds, unlike
-    ``seed + 1000 * epoch + rank``, which collides once ``rank >= 1000`` or ``b`` is folded in.
-    """
-    h = 0
-    for v in values:
-        h = _splitmix64(h ^ (int(v) & _MASK64))
-    return h >> 1  # non-negative and < 2**63, valid for torch.Generator.manual_seed
+__all__ = ["ClassBalancedBatchSampler"]
 
 
 class ClassBalancedBatchSampler(Sampler[list[int]]):
@@ -38,8 +19,8 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
 
     A batch is class-sorted: the ``per_class`` indices of class 0 first, then class 1, and so on, so its length is
     ``num_classes * per_class``. Batch ``b`` of epoch ``e`` on rank ``r`` is drawn from its own ``torch.Generator``
-    seeded with ``mix_seed(seed, e, r, b)``: any batch can be reproduced without replaying earlier ones
-    (:meth:`batch`), ranks draw different batches, and epochs differ.
+    seeded with ``derive_seed(seed, STREAM_SAMPLER, e, r, b)``: any batch can be reproduced without replaying
+    earlier ones (:meth:`batch`), ranks draw different batches, and epochs differ.
 
     Under Lightning, build the Trainer with ``use_distributed_sampler=False`` (Lightning cannot inject a
     ``DistributedSampler`` into a custom batch sampler). Lightning calls ``set_epoch`` on
@@ -139,7 +120,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         """Indices of batch ``b`` of ``epoch`` (default: the current one) on ``rank`` (default: :attr:`rank`)."""
         epoch = self.epoch if epoch is None else epoch
         rank = self.rank if rank is None else rank
-        gen = torch.Generator().manual_seed(mix_seed(self.seed, epoch, rank, b))
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SAMPLER, epoch, rank, b))
         parts = [idx[torch.randperm(idx.numel(), generator=gen)[: self.per_class]] for idx in self.indices_by_class]
         return torch.cat(parts).tolist()
 

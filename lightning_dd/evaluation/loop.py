@@ -21,7 +21,8 @@ from lightning_dd.seeding import STREAM_EVAL, make_generator
 def build_student(network: str, distilled: DistilledSet, generator: torch.Generator) -> nn.Module:
     """A zoo network for the artifact's shape and classes, initialised from ``generator``."""
     c, h, w = distilled.image_shape
-    net = create_network(network, c, distilled.num_classes, (h, w))
+    with torch.random.fork_rng(devices=[]):  # the constructor's default init draws from the global RNG: keep it intact
+        net = create_network(network, c, distilled.num_classes, (h, w))
     return reinitialize_(net, generator)
 
 

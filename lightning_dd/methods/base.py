@@ -13,6 +13,7 @@ One ``training_step`` is one distillation iteration. Methods that step the image
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -172,6 +173,7 @@ class DistillationModule(L.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} must implement match()")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        start = time.perf_counter()
         real = self.real_by_class(batch)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
@@ -181,6 +183,7 @@ class DistillationModule(L.LightningModule):
         self.manual_backward(loss)
         optimizer.step()
         self.log("train/loss", loss.detach(), prog_bar=True)
+        self.log("train/iteration_seconds", time.perf_counter() - start)
         for name, value in result.logs.items():
             self.log(f"train/{name}", value)
         self.maybe_save_image_grid()

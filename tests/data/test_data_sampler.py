@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_dd.data import ClassBalancedBatchSampler, ClassIndexedImages, mix_seed
+from lightning_dd.data import ClassBalancedBatchSampler, ClassIndexedImages
+from lightning_dd.seeding import derive_seed
 
 
 def _store(sizes: list[int], seed: int = 0) -> ClassIndexedImages:
@@ -99,9 +100,9 @@ def test_validation_errors() -> None:
 
 
 def test_mix_seed_spreads() -> None:
-    seeds = {mix_seed(0, e, r, b) for e in range(4) for r in range(4) for b in range(50)}
+    seeds = {derive_seed(0, e, r, b) for e in range(4) for r in range(4) for b in range(50)}
     assert len(seeds) == 800 and all(0 <= s < 2**63 for s in seeds)
-    assert mix_seed(1, 2) != mix_seed(2, 1)
+    assert derive_seed(1, 2) != derive_seed(2, 1)
 
 
 def test_sampler_is_its_own_sampler_for_lightning() -> None:
