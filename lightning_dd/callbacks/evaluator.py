@@ -87,7 +87,8 @@ class DistilledSetEvaluator(Callback):
                         module.method_name: self.evaluate(trainer, module, distilled, step)}
         if self.compare_random and module.method_name != "random":
             images = random_real_subset(trainer.datamodule, module.num_classes, module.ipc, module.hparams.seed)
-            baseline = dataclasses.replace(distilled, images=images, method="random", hparams={})
+            baseline = dataclasses.replace(distilled, images=images, method="random", hparams={}, soft_labels=None,
+                                           lr=None)
             self.results["random"] = self.evaluate(trainer, module, baseline, -1)
         if trainer.is_global_zero:
             self._report(trainer, module)

@@ -14,16 +14,14 @@ from torch import Tensor, nn
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.evaluation.protocol import StudentRecipe, student_loss
-from lightning_dd.networks import create_network, reinitialize_
+from lightning_dd.networks import create_network
 from lightning_dd.seeding import STREAM_EVAL, make_generator
 
 
 def build_student(network: str, distilled: DistilledSet, generator: torch.Generator) -> nn.Module:
     """A zoo network for the artifact's shape and classes, initialised from ``generator``."""
     c, h, w = distilled.image_shape
-    with torch.random.fork_rng(devices=[]):  # the constructor's default init draws from the global RNG: keep it intact
-        net = create_network(network, c, distilled.num_classes, (h, w))
-    return reinitialize_(net, generator)
+    return create_network(network, c, distilled.num_classes, (h, w), generator=generator)
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import torchmetrics
 from torch import Tensor
 
 from lightning_dd.evaluation.protocol import StudentRecipe, student_loss
-from lightning_dd.networks import create_network, reinitialize_
+from lightning_dd.networks import create_network
 from lightning_dd.seeding import STREAM_EVAL, make_generator
 
 
@@ -47,7 +47,7 @@ class StudentClassifier(L.LightningModule):
         self.recipe = StudentRecipe(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                     dsa_strategy=dsa_strategy)
         c, h, w = image_shape
-        self.net = reinitialize_(create_network(network, c, num_classes, (h, w)), make_generator(seed, STREAM_EVAL))
+        self.net = create_network(network, c, num_classes, (h, w), generator=make_generator(seed, STREAM_EVAL))
         self.augment = self.recipe.augmenter()
         self.val_accuracy = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
         self.test_accuracy = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)

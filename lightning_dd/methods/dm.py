@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from lightning_dd.augment import DSA, DSAParams
 from lightning_dd.methods.base import DistillationModule, MatchResult, RealDataSource
 from lightning_dd.networks import create_network, reinitialize_
+from lightning_dd.seeding import STREAM_TRAIN, make_generator
 
 
 def class_chunks(num_classes: int, classes_per_forward: int) -> list[tuple[int, int]]:
@@ -68,7 +69,8 @@ class DM(DistillationModule):
             image_grid_every_n_steps=image_grid_every_n_steps,
         )
         c, h, w = image_shape
-        net = create_network(network, c, num_classes, (h, w))
+        # constructed without touching the global RNG; re-drawn from the run's generator every iteration
+        net = create_network(network, c, num_classes, (h, w), generator=make_generator(seed, STREAM_TRAIN, 0))
         net.requires_grad_(False)
         # held in a list: a frozen helper network is not a registered submodule (no checkpoint bloat, no DDP sync)
         self._embedder: list[nn.Module] = [net]

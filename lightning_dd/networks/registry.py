@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from lightning_dd.networks.convnet import ConvNet, DistillationNetwork
+from lightning_dd.networks.init import reinitialize_
 from lightning_dd.networks.zoo import MLP, VGG11, AlexNet, LeNet, ResNet18
 
 __all__ = ["CONVNET_OVERRIDES", "NETWORK_ALIASES", "NETWORK_NAMES", "create_network", "resolve_network_name"]
@@ -85,6 +88,7 @@ def create_network(
     channels: int,
     num_classes: int,
     image_size: tuple[int, int] | int | Sequence[int],
+    generator: torch.Generator | None = None,
     **overrides: Any,
 ) -> DistillationNetwork:
     """Build network ``name`` for ``(B, channels, *image_size)`` inputs and ``num_classes`` logits.
@@ -94,18 +98,23 @@ def create_network(
         channels: input channels.
         num_classes: classifier outputs.
         image_size: ``(H, W)`` or ``H``.
+        generator: when given, the weights are drawn from it (:func:`~lightning_dd.networks.reinitialize_`) and the
+            global RNG is left untouched; otherwise PyTorch's default initialisation from the global RNG.
         **overrides: ``width``, ``depth``, ``norm``, ``act``, ``pooling`` for convnet-family names; they take
             precedence over the name's preset (``create_network("convnet_d4", ..., depth=2)`` has depth 2).
 
     Returns:
-        A freshly initialised (global-RNG, PyTorch default init) network with ``forward``, ``embed``,
-        ``feature_map``, ``feature_dim``, ``num_classes`` and ``classifier``. Use
-        :func:`lightning_dd.networks.reinitialize_` for seeded initialisation.
+        A freshly initialised network with ``forward``, ``embed``, ``feature_map``, ``feature_dim``,
+        ``num_classes`` and ``classifier``.
 
     Raises:
         ValueError: unknown ``name``, or a bad ``norm``/``act``/``pooling`` value.
         TypeError: ``overrides`` given for a non-convnet network, or an unknown override keyword.
     """
+    if generator is not None:
+        with torch.random.fork_rng(devices=[]):
+            net = create_network(name, channels, num_classes, image_size, **overrides)
+        return reinitialize_(net, generator)
     resolved = resolve_network_name(name)
     if resolved in _ZOO:
         if overrides:
