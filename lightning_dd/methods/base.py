@@ -12,7 +12,9 @@ One ``training_step`` is one distillation iteration. Methods that step the image
 
 from __future__ import annotations
 
+import functools
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +98,7 @@ class DistillationModule(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer"])
         self.automatic_optimization = False
         self.synthetic = SyntheticSet(num_classes, ipc, tuple(image_shape))
-        self.optimizer_factory = optimizer
+        self.optimizer_factory = picklable_optimizer_factory(optimizer)
         # every per-iteration random draw of the method comes from this generator (its state is checkpointed)
         self.generator = make_generator(seed, STREAM_TRAIN)
         self.data_meta: dict[str, Any] = {}
@@ -210,7 +212,20 @@ class DistillationModule(L.LightningModule):
                 "lower the image learning rate (model.optimizer.init_args.lr) or check the data normalisation"
             )
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ pickling (ddp_spawn) and checkpoints
+    def __getstate__(self) -> dict[str, Any]:
+        # torch.Generator does not survive torch.multiprocessing's fd-sharing pickler: ship its state as bytes
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["generator"] = (str(self.generator.device), self.generator.get_state().numpy().tobytes())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        device, generator_state = state.pop("generator")
+        self.__dict__.update(state)
+        self.generator = torch.Generator(device=device)
+        self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lightning_dd"] = {"generator": self.generator.get_state(), "data_meta": self.data_meta}
 
@@ -271,6 +286,21 @@ class DistillationModule(L.LightningModule):
         experiment = getattr(self.logger, "experiment", None) if self.logger else None
         if hasattr(experiment, "add_image"):
             experiment.add_image("synthetic_images", grid, self.global_step)
+
+
+def picklable_optimizer_factory(factory: OptimizerCallable) -> OptimizerCallable:
+    """``factory`` itself if it pickles, else an equivalent ``functools.partial(OptimizerClass, **defaults)``.
+
+    Signature defaults are lambdas (LightningCLI renders them as ``class_path``/``init_args``), which cannot be
+    pickled for ``ddp_spawn``; probing the factory once on a dummy tensor recovers the optimizer class and its
+    constructor arguments (``Optimizer.defaults``).
+    """
+    try:
+        pickle.dumps(factory)
+        return factory
+    except (pickle.PicklingError, AttributeError, TypeError):
+        probe = factory([torch.nn.Parameter(torch.zeros(1))])
+        return functools.partial(type(probe), **probe.defaults)
 
 
 def random_real_subset(source: RealDataSource, num_classes: int, ipc: int, seed: int) -> Tensor:
