@@ -41,8 +41,9 @@ def _seed_value(seed: Any) -> int:
 
 _DESCRIPTION = (
     "Dataset distillation with PyTorch Lightning. `lightning-dd fit --config FILE` distills (LightningCLI); "
-    "`lightning-dd evaluate --distilled FILE` trains fresh students on an artifact "
-    "(see `lightning-dd evaluate --help`)."
+    "`lightning-dd evaluate --distilled FILE` trains fresh students on an artifact; "
+    "`lightning-dd pretrain --output POOL` trains the proxy networks of the CMI/IID regularizers; "
+    "`lightning-dd cmi --distilled FILE --pool POOL` measures a set's CMI (each has --help)."
 )
 
 
@@ -100,8 +101,90 @@ def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
+    """``lightning-dd pretrain``: train K proxy networks on the real train split and write one pool file."""
+    import torch
+
+    from lightning_dd.proxies import pretrain_proxies
+
+    parser = ArgumentParser(prog="lightning-dd pretrain", description=pretrain_command.__doc__)
+    parser.add_argument("--data.dataset", type=str, default="digits")
+    parser.add_argument("--data.root", type=str | None, default=None)
+    parser.add_argument("--data.download", type=bool, default=False)
+    parser.add_argument("--output", type=str, required=True, help="pool file to write")
+    parser.add_argument("--num_models", type=int, default=5, help="K proxies (official: 1000; a few suffice)")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per proxy (official 40)")
+    parser.add_argument("--network", type=str, default="resnet18", help="zoo name (official: instance-norm resnet18)")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight_decay", type=float, default=5e-4)
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--max_images_per_class", type=int | None, default=None,
+                        help="train on a seeded random subset of this many images per class (cheaper proxies)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    cfg = parser.parse_args(list(args))
+    data = RealDataModule(cfg.data.dataset, root=cfg.data.root, download=cfg.data.download)
+    data.prepare_data()
+    store = data.store
+    indices = torch.arange(store.labels.shape[0])
+    if cfg.max_images_per_class is not None:
+        if cfg.max_images_per_class < 1:
+            raise ValueError(f"max_images_per_class must be >= 1, got {cfg.max_images_per_class}")
+        from lightning_dd.seeding import make_generator
+
+        generator = make_generator(cfg.seed, 13)
+        indices = torch.cat([idx[torch.randperm(idx.numel(), generator=generator)[: cfg.max_images_per_class]]
+                             for idx in store.indices_by_class])
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    pool = pretrain_proxies(
+        data.normalize(store.images[indices]), store.labels[indices], dataset=data.info.name,
+        num_classes=data.num_classes, mean=data.mean, std=data.std, num_models=cfg.num_models, epochs=cfg.epochs,
+        network=cfg.network, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        batch_size=cfg.batch_size, seed=cfg.seed, device=device,
+    )
+    path = pool.save(cfg.output)
+    result = {"pool": str(path), "dataset": pool.dataset, "network": pool.network, "num_models": len(pool),
+              "train_accuracy": pool.info["train_accuracy"]}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def cmi_command(args: Sequence[str]) -> dict[str, Any]:
+    """``lightning-dd cmi``: the CMI of a distilled set under every proxy of a pool (mean and per proxy)."""
+    import torch
+
+    from lightning_dd.artifact import DistilledSet
+    from lightning_dd.losses import CMILoss
+    from lightning_dd.proxies import ProxyPool, to_proxy_input
+
+    parser = ArgumentParser(prog="lightning-dd cmi", description=cmi_command.__doc__)
+    parser.add_argument("--distilled", type=str, required=True)
+    parser.add_argument("--pool", type=str, required=True)
+    parser.add_argument("--output", type=str, default="features", help="features (official) or logits")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--reduction", type=str, default="global", help="global or per_class")
+    cfg = parser.parse_args(list(args))
+    distilled = DistilledSet.load(cfg.distilled)
+    pool = ProxyPool.load(cfg.pool)
+    pool.check_compatible(distilled.dataset, distilled.image_shape, distilled.mean, distilled.std,
+                          source=f"proxy pool {cfg.pool}")
+    loss = CMILoss(output=cfg.output, temperature=cfg.temperature, reduction=cfg.reduction)
+    x = to_proxy_input(distilled.images, distilled.space, pool.mean, pool.std)
+    with torch.no_grad():
+        values = [float(loss(x, distilled.labels, net, distilled.num_classes)) for net in pool.networks]
+    result = {"distilled": cfg.distilled, "method": distilled.method, "ipc": distilled.ipc, "pool": cfg.pool,
+              "cmi_mean": sum(values) / len(values), "cmi_per_proxy": values}
+    print(json.dumps(result), flush=True)
+    return result
+
+
 #: subcommands that are not Trainer entry points
-COMMANDS: dict[str, Callable[[Sequence[str]], Any]] = {"evaluate": evaluate_command}
+COMMANDS: dict[str, Callable[[Sequence[str]], Any]] = {
+    "evaluate": evaluate_command,
+    "pretrain": pretrain_command,
+    "cmi": cmi_command,
+}
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -29,6 +29,7 @@ from torch import Tensor
 from lightning_dd import __version__
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
+from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
 from lightning_dd.synthetic import SyntheticSet
 
@@ -58,7 +59,7 @@ class MatchResult:
     views: dict[str, Any] = field(default_factory=dict)
 
 
-class DistillationModule(L.LightningModule):
+class DistillationModule(RegularizationMixin, L.LightningModule):
     """Base of every method: synthetic images as parameters, manual optimisation, one iteration per step.
 
     Args:
@@ -72,6 +73,7 @@ class DistillationModule(L.LightningModule):
         artifact_path: where to write the distilled set at the end of ``fit`` (default:
             ``<log dir>/distilled.pt``); ``""`` disables the export.
         image_grid_every_n_steps: save a PNG grid of the images every N iterations (0 = only at the end).
+        regularizers: plug-in regularizers (CMI, IID, ...) whose weighted terms are added to the matching loss.
     """
 
     method_name: ClassVar[str] = "base"
@@ -89,13 +91,15 @@ class DistillationModule(L.LightningModule):
         seed: int = 0,
         artifact_path: str | None = None,
         image_grid_every_n_steps: int = 0,
+        regularizers: list[Regularizer] | None = None,
     ) -> None:
         super().__init__()
         if init not in ("real", "noise"):
             raise ValueError(f"init must be 'real' or 'noise', got {init!r}")
         if image_grid_every_n_steps < 0:
             raise ValueError(f"image_grid_every_n_steps must be >= 0, got {image_grid_every_n_steps}")
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "regularizers"])
+        self.init_regularizers(regularizers)
         self.automatic_optimization = False
         self.synthetic = SyntheticSet(num_classes, ipc, tuple(image_shape))
         self.optimizer_factory = picklable_optimizer_factory(optimizer)
@@ -181,6 +185,11 @@ class DistillationModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         result = self.match(real)
         loss = result.loss
+        if len(self.regularizers):
+            reg_loss, reg_logs = self.regularize(self.regularizer_context(real, result))
+            loss = loss + reg_loss
+            for name, value in reg_logs.items():
+                self.log(f"reg/{name}", value)
         self.check_finite(loss)
         self.manual_backward(loss)
         optimizer.step()
@@ -190,6 +199,27 @@ class DistillationModule(L.LightningModule):
             self.log(f"train/{name}", value)
         self.maybe_save_image_grid()
         return loss.detach()
+
+    def regularizer_context(self, real: Tensor, result: MatchResult) -> RegularizerContext:
+        """The context handed to regularizers: current images, labels, description, and the match's views."""
+        meta = self.data_meta
+        views = result.views
+        return RegularizerContext(
+            synthetic=self.synthetic.images,
+            labels=self.synthetic.labels,
+            num_classes=self.num_classes,
+            space=self.synthetic.space,
+            mean=tuple(meta["mean"]),
+            std=tuple(meta["std"]),
+            dataset=meta["dataset"],
+            image_shape=tuple(self.synthetic.image_shape),
+            step=self.global_step,
+            seed=int(self.hparams.seed),
+            augmented=views.get("augmented"),
+            syn_feature_maps=views.get("syn_feature_maps"),
+            real_feature_maps=views.get("real_feature_maps"),
+            real_labels=views.get("real_labels"),
+        )
 
     def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)`` after checking its labels."""
@@ -227,13 +257,21 @@ class DistillationModule(L.LightningModule):
         self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["lightning_dd"] = {"generator": self.generator.get_state(), "data_meta": self.data_meta}
+        checkpoint["lightning_dd"] = {
+            "generator": self.generator.get_state(),
+            "data_meta": self.data_meta,
+            "regularizers": [reg.state_for_checkpoint() for reg in self.regularizers],
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("lightning_dd")
         if state is not None:
             self.generator.set_state(state["generator"])
             self.data_meta = dict(state["data_meta"])
+            saved = state.get("regularizers", [])
+            if len(saved) == len(self.regularizers):
+                for reg, reg_state in zip(self.regularizers, saved, strict=True):
+                    reg.load_checkpoint_state(reg_state)
 
     # ------------------------------------------------------------------ export
     def distilled_set(self) -> DistilledSet:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from lightning_dd.augment import DSA, DSAParams
 from lightning_dd.methods.base import DistillationModule, MatchResult, RealDataSource
 from lightning_dd.networks import create_network, reinitialize_
+from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS, Regularizer
 from lightning_dd.seeding import STREAM_TRAIN, make_generator
 
 
@@ -54,6 +55,7 @@ class DM(DistillationModule):
         seed: int = 0,
         artifact_path: str | None = None,
         image_grid_every_n_steps: int = 0,
+        regularizers: list[Regularizer] | None = None,
     ) -> None:
         if classes_per_forward != "auto" and (not isinstance(classes_per_forward, int) or classes_per_forward < 1):
             raise ValueError(f"classes_per_forward must be 'auto' or an integer >= 1, got {classes_per_forward!r}")
@@ -67,6 +69,7 @@ class DM(DistillationModule):
             seed=seed,
             artifact_path=artifact_path,
             image_grid_every_n_steps=image_grid_every_n_steps,
+            regularizers=regularizers,
         )
         c, h, w = image_shape
         # constructed without touching the global RNG; re-drawn from the run's generator every iteration
@@ -100,8 +103,14 @@ class DM(DistillationModule):
         net.train()
         size = tuple(real.shape[-2:])
         params = None if self.dsa is None else self.dsa.sample(self.num_classes, self.generator, image_size=size)
-        loss = dm_loss(net, real, self.synthetic.by_class(), self.dsa, params, self.chunk_size or 1)
-        return MatchResult(loss=loss)
+        views = dm_forward(net, real, self.synthetic.by_class(), self.dsa, params, self.chunk_size or 1,
+                           keep_augmented=self.needs_view(VIEW_AUGMENTED),
+                           keep_feature_maps=self.needs_view(VIEW_FEATURE_MAPS))
+        loss = views.pop("loss")
+        if "real_feature_maps" in views:
+            k = real.shape[1]
+            views["real_labels"] = torch.arange(self.num_classes, device=real.device).repeat_interleave(k)
+        return MatchResult(loss=loss, views=views)
 
 
 def dm_loss(
@@ -125,19 +134,56 @@ def dm_loss(
     Returns:
         scalar loss.
     """
+    return dm_forward(net, real, synthetic, dsa, dsa_params, classes_per_forward)["loss"]
+
+
+def dm_forward(
+    net: nn.Module,
+    real: Tensor,
+    synthetic: Tensor,
+    dsa: DSA | None,
+    dsa_params: DSAParams | None,
+    classes_per_forward: int,
+    keep_augmented: bool = False,
+    keep_feature_maps: bool = False,
+) -> dict[str, Tensor]:
+    """:func:`dm_loss` plus, on request, the views regularizers use (one forward either way).
+
+    Returns:
+        ``{"loss"}``, plus ``"augmented"`` ``(K*ipc, C, H, W)`` (the synthetic images after DSA) when
+        ``keep_augmented``, and ``"syn_feature_maps"`` ``(K*ipc, c, h, w)`` / ``"real_feature_maps"`` ``(K*k, c, h, w)``
+        (detached) when ``keep_feature_maps``.
+    """
     num_classes, k = real.shape[:2]
     ipc = synthetic.shape[1]
     loss = real.new_zeros(())
+    augmented, syn_maps, real_maps = [], [], []
+
+    def embed(x: Tensor, keep: list[Tensor]) -> Tensor:
+        if not keep_feature_maps:
+            return net.embed(x)
+        maps = net.feature_map(x)
+        keep.append(maps)
+        return net.embed_from_map(maps)
+
     for start, stop in class_chunks(num_classes, classes_per_forward):
         xr = real[start:stop].flatten(0, 1)
         xs = synthetic[start:stop].flatten(0, 1)
-        if dsa is not None and dsa_params is not None:
-            chunk_params = dsa_params[start:stop]
+        chunk_params = None if dsa is None or dsa_params is None else dsa_params[start:stop]
+        if chunk_params is not None:
             xs = dsa.apply(xs, chunk_params)
+        if keep_augmented:
+            augmented.append(xs)
         with torch.no_grad():
-            if dsa is not None and dsa_params is not None:
+            if chunk_params is not None:
                 xr = dsa.apply(xr, chunk_params)
-            mean_real = net.embed(xr).view(stop - start, k, -1).mean(1)
-        mean_syn = net.embed(xs).view(stop - start, ipc, -1).mean(1)
+            mean_real = embed(xr, real_maps).view(stop - start, k, -1).mean(1)
+        mean_syn = embed(xs, syn_maps).view(stop - start, ipc, -1).mean(1)
         loss = loss + ((mean_real - mean_syn) ** 2).sum()
-    return loss
+    out = {"loss": loss}
+    if keep_augmented:
+        out["augmented"] = torch.cat(augmented)
+    if keep_feature_maps:
+        out["syn_feature_maps"] = torch.cat(syn_maps)
+        out["real_feature_maps"] = torch.cat(real_maps)
+    return out

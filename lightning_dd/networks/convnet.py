@@ -130,6 +130,12 @@ class DistillationNetwork(nn.Module):
         """``(B, C, H, W) -> (B, c, h, w)``: the last spatial feature map."""
         raise NotImplementedError
 
+    def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(B, c, h, w) -> (B, feature_dim)``: the embedding computed from :meth:`feature_map`'s output, so that
+        ``embed_from_map(feature_map(x)) == embed(x)`` and a caller needing both pays one forward. Default: flatten
+        (ConvNet, AlexNet, VGG11); networks with a head between the map and the embedding override it."""
+        return self._flatten_checked(maps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, num_classes)`` logits."""
         return self.classifier(self.embed(x))

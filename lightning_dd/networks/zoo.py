@@ -73,6 +73,10 @@ class MLP(DistillationNetwork):
         """Not available: raises ``TypeError``."""
         raise TypeError("MLP has no spatial feature map (it flattens its input first); use embed(x) instead")
 
+    def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
+        """Not available: raises ``TypeError`` (no spatial map)."""
+        raise TypeError("MLP has no spatial feature map (it flattens its input first); use embed(x) instead")
+
 
 class LeNet(DistillationNetwork):
     """LeNet-5: conv 6@5x5 -> ReLU -> maxpool 2 -> conv 16@5x5 -> ReLU -> maxpool 2 -> fc 120 -> fc 84 -> fc.
@@ -113,8 +117,11 @@ class LeNet(DistillationNetwork):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, 84)``: ``relu(fc_2(relu(fc_1(flatten(feature_map)))))``."""
-        flat = self.features(x).flatten(1)
-        return F.relu(self.fc_2(F.relu(self.fc_1(flat))))
+        return self.embed_from_map(self.features(x))
+
+    def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(B, 16, h, w) -> (B, 84)``: the two hidden fully connected layers."""
+        return F.relu(self.fc_2(F.relu(self.fc_1(maps.flatten(1)))))
 
 
 class AlexNet(DistillationNetwork):
@@ -302,4 +309,8 @@ class ResNet18(DistillationNetwork):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, feature_dim)``: ``flatten(avg_pool2d(feature_map(x), 4))``."""
-        return self._flatten_checked(F.avg_pool2d(self.feature_map(x), 4))
+        return self.embed_from_map(self.feature_map(x))
+
+    def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(B, 512, h4, w4) -> (B, feature_dim)``: ``flatten(avg_pool2d(maps, 4))``."""
+        return self._flatten_checked(F.avg_pool2d(maps, 4))

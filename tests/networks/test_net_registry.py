@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from lightning_dd.networks import (
@@ -133,3 +134,11 @@ def test_image_size_forms() -> None:
         create_network("convnet", 3, 10, (32, 32, 3))
     with pytest.raises(ValueError, match="positive"):
         create_network("convnet", 3, 10, 0)
+
+
+@pytest.mark.parametrize("name", [n for n in NETWORK_NAMES if n != "mlp"])
+def test_embed_from_map_of_feature_map_equals_embed(name: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    net = create_network(name, 3, 10, (32, 32), generator=g).eval()
+    x = torch.randn(2, 3, 32, 32, generator=g)
+    torch.testing.assert_close(net.embed_from_map(net.feature_map(x)), net.embed(x))

@@ -1,0 +1,70 @@
+"""Shared machinery of regularizers that use a pool of pretrained proxy networks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_dd.proxies import ProxyPool
+from lightning_dd.regularizers.base import Regularizer, RegularizerContext
+from lightning_dd.seeding import make_generator
+
+STREAM_PROXY_CHOICE = 12  # which proxy a regularizer uses at each step
+
+
+class ProxyRegularizer(Regularizer):
+    """A regularizer that samples one frozen proxy per step from a :class:`~lightning_dd.proxies.ProxyPool`.
+
+    The pool file is read once, on the first step, onto the images' device, and checked against the run's dataset,
+    resolution and normalisation. The proxy choice uses the regularizer's own generator (seeded from the run seed),
+    so attaching a regularizer — even with weight 0 — does not change the method's own random stream.
+
+    Args:
+        pool: path of a pool written by ``lightning-dd pretrain`` (or a loaded :class:`ProxyPool`).
+        weights: term name -> weight.
+        every_n_steps: compute the terms every N iterations only (cost control; 1 = every iteration).
+    """
+
+    def __init__(self, pool: str | ProxyPool, weights: dict[str, float], every_n_steps: int = 1) -> None:
+        super().__init__(weights)
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.pool_source = pool
+        # plain attributes (not submodules): the pool's networks must not enter checkpoints or DDP
+        self._pool: list[ProxyPool] = [pool] if isinstance(pool, ProxyPool) else []
+        self._generator: torch.Generator | None = None
+        self._checked = False
+
+    def active(self, ctx: RegularizerContext) -> bool:
+        return ctx.step % self.every_n_steps == 0
+
+    def pool(self, ctx: RegularizerContext) -> ProxyPool:
+        """The pool on the images' device, loaded and checked once."""
+        device = ctx.synthetic.device
+        if not self._pool:
+            self._pool.append(ProxyPool.load(str(self.pool_source), device))
+        pool = self._pool[0]
+        if not self._checked:
+            pool.check_compatible(ctx.dataset, ctx.image_shape, ctx.mean, ctx.std,
+                                  source=f"proxy pool {self.pool_source!s}")
+            self._checked = True
+        if next(pool.networks[0].parameters()).device != device:
+            pool.networks = [net.to(device) for net in pool.networks]
+        return pool
+
+    def proxy(self, ctx: RegularizerContext) -> nn.Module:
+        """This step's proxy, drawn from the regularizer's own generator."""
+        if self._generator is None:
+            self._generator = make_generator(ctx.seed, STREAM_PROXY_CHOICE)
+        return self.pool(ctx).sample(self._generator)
+
+    def state_for_checkpoint(self) -> dict[str, Any]:
+        return {} if self._generator is None else {"generator": self._generator.get_state()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if "generator" in state:
+            self._generator = torch.Generator()
+            self._generator.set_state(state["generator"])
