@@ -123,8 +123,9 @@ class DistillationNetwork(nn.Module):
     feature_map_shape: tuple[int, int, int] | None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, feature_dim)``: the penultimate vector fed to ``classifier``."""
-        raise NotImplementedError
+        """``(B, C, H, W) -> (B, feature_dim)``: the penultimate vector fed to ``classifier``
+        (``embed_from_map(feature_map(x))``; networks without a spatial map override it)."""
+        return self.embed_from_map(self.feature_map(x))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, c, h, w)``: the last spatial feature map."""
@@ -230,10 +231,6 @@ class ConvNet(DistillationNetwork):
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, width, h, w)``: output of the last block, including its pooling."""
         return self.features(x)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, feature_dim)``: the flattened :meth:`feature_map`."""
-        return self._flatten_checked(self.features(x))
 
     def extra_repr(self) -> str:
         return (

@@ -115,9 +115,6 @@ class LeNet(DistillationNetwork):
         """``(B, C, H, W) -> (B, 16, h, w)``: output of the second conv block (after its max-pool)."""
         return self.features(x)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, 84)``: ``relu(fc_2(relu(fc_1(flatten(feature_map)))))``."""
-        return self.embed_from_map(self.features(x))
 
     def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
         """``(B, 16, h, w) -> (B, 84)``: the two hidden fully connected layers."""
@@ -179,9 +176,6 @@ class AlexNet(DistillationNetwork):
         """``(B, C, H, W) -> (B, 192, h, w)``: output of the last conv block (after its max-pool)."""
         return self.features(x)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, 192*h*w)``: the flattened :meth:`feature_map`."""
-        return self._flatten_checked(self.features(x))
 
 
 VGG11_CFG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -231,9 +225,6 @@ class VGG11(DistillationNetwork):
         """``(B, C, H, W) -> (B, 512, H/32, W/32)``: output of the last max-pool."""
         return self.features(x)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, 512*(H/32)*(W/32))``: the flattened :meth:`feature_map`."""
-        return self._flatten_checked(self.features(x))
 
 
 class BasicBlock(nn.Module):
@@ -307,9 +298,6 @@ class ResNet18(DistillationNetwork):
         out = F.relu(self.bn1(self.conv1(x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(out))))
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> (B, feature_dim)``: ``flatten(avg_pool2d(feature_map(x), 4))``."""
-        return self.embed_from_map(self.feature_map(x))
 
     def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
         """``(B, 512, h4, w4) -> (B, feature_dim)``: ``flatten(avg_pool2d(maps, 4))``."""
