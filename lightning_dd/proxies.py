@@ -115,9 +115,11 @@ class ProxyPool:
 
 
 def freeze(net: nn.Module) -> nn.Module:
-    """Eval mode, no parameter gradients (inputs still receive gradients)."""
+    """Eval mode, no parameter gradients (inputs still receive gradients); drops gradients left by training."""
     net.eval()
     net.requires_grad_(False)
+    for param in net.parameters():
+        param.grad = None
     return net
 
 

@@ -29,20 +29,18 @@ class RegularizationCallback(Callback):
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.regularizer = regularizer
         self.warmup_steps = warmup_steps
-        self._attached = False
 
     @property
     def state_key(self) -> str:
         return f"{type(self).__name__}[{type(self.regularizer).__name__}]"
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._attached:
-            return
         if not isinstance(pl_module, RegularizationMixin):
             raise TypeError(f"{type(self).__name__} needs a module with the regularizer hook (a DistillationModule or "
                             f"a RegularizationMixin), got {type(pl_module).__name__}")
-        pl_module.attach_regularizer(self.regularizer)
-        self._attached = True
+        # once per module (setup runs again for validate/test), but on every module this callback is fitted with
+        if not any(reg is self.regularizer for reg in pl_module.regularizers):
+            pl_module.attach_regularizer(self.regularizer)
 
     def scale_at(self, step: int) -> float:
         return 1.0 if self.warmup_steps == 0 else min(1.0, (step + 1) / self.warmup_steps)

@@ -99,6 +99,13 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
         if image_grid_every_n_steps < 0:
             raise ValueError(f"image_grid_every_n_steps must be >= 0, got {image_grid_every_n_steps}")
         self.save_hyperparameters(ignore=["optimizer", "regularizers"])
+        # under LightningCLI, hparams are the subclass's own (given) init arguments only: a method that fixes some
+        # base arguments (RandomSelection: init, dsa_strategy) would lack them, so complete them from the base
+        base_args = {"ipc": ipc, "num_classes": num_classes, "image_shape": image_shape, "init": init,
+                     "dsa_strategy": dsa_strategy, "seed": seed, "artifact_path": artifact_path,
+                     "image_grid_every_n_steps": image_grid_every_n_steps}
+        for key, value in base_args.items():
+            self.hparams.setdefault(key, value)
         self.init_regularizers(regularizers)
         self.automatic_optimization = False
         self.synthetic = SyntheticSet(num_classes, ipc, tuple(image_shape))
@@ -280,6 +287,9 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
             raise RuntimeError("the dataset description is unknown: call trainer.fit (setup) first")
         meta = self.data_meta
         synthetic = self.synthetic
+        hparams = _plain(dict(self.hparams))
+        if len(self.regularizers):  # not hyper-parameters (modules), yet they shape the images: record them
+            hparams["regularizers"] = [_plain(reg.describe()) for reg in self.regularizers]
         return DistilledSet(
             images=synthetic.images.detach().float().cpu().clone(),
             labels=synthetic.labels.cpu().clone(),
@@ -294,7 +304,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
             method=self.method_name,
             ipc=self.ipc,
             seed=int(self.hparams.seed),
-            hparams=_plain(dict(self.hparams)),
+            hparams=hparams,
             version=__version__,
         )
 

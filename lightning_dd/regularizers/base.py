@@ -7,6 +7,7 @@ yours) holds the attached regularizers, asks the method for the views they need,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -66,8 +67,9 @@ class Regularizer(nn.Module):
     def __init__(self, weights: dict[str, float]) -> None:
         super().__init__()
         for name, value in weights.items():
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{type(self).__name__}: weight {name!r} must be a number >= 0, got {value!r}")
+            # NaN passes `value < 0` and would surface later as a NaN loss blamed on the learning rate
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{type(self).__name__}: weight {name!r} must be a finite number >= 0, got {value!r}")
         self.weights = {name: float(value) for name, value in weights.items()}
         self.scale = 1.0
 
@@ -81,6 +83,10 @@ class Regularizer(nn.Module):
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         """Unweighted scalar terms by name (the keys of :attr:`weights`)."""
         raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-like settings recorded in the distilled-set artifact (class and base weights; subclasses add)."""
+        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "weights": dict(self.weights)}
 
     def state_for_checkpoint(self) -> dict[str, Any]:
         """Resumable state (e.g. a generator's), saved in the method's checkpoint; default none."""

@@ -9,7 +9,7 @@ configs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -47,6 +47,11 @@ class CMIRegularizer(ProxyRegularizer):
         self.use_augmented = augmented
         if augmented:
             self.needs = frozenset({VIEW_AUGMENTED})
+
+    def describe(self) -> dict[str, Any]:
+        loss = self.loss
+        return {**super().describe(), "output": loss.output, "temperature": loss.temperature,
+                "reduction": loss.reduction, "augmented": self.use_augmented}
 
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         images = ctx.augmented if self.use_augmented and ctx.augmented is not None else ctx.synthetic

@@ -8,7 +8,7 @@ covariances normalised by B, per class, summed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -43,6 +43,9 @@ class IIDRegularizer(ProxyRegularizer):
         super().__init__(pool, {"iid_cc": weight_cc, "iid_cm": weight_cm}, every_n_steps)
         self.cc = ClassCentralizationLoss(form=cc_form, beta=beta, scale=scale)
         self.cm = CovarianceMatchingLoss()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "cc_form": self.cc.form, "beta": self.cc.beta, "scale": self.cc.scale}
 
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         if ctx.augmented is None or ctx.syn_feature_maps is None or ctx.real_feature_maps is None:

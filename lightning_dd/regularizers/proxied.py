@@ -61,6 +61,12 @@ class ProxyRegularizer(Regularizer):
             self._generator = make_generator(ctx.seed, STREAM_PROXY_CHOICE)
         return self.pool(ctx).sample(self._generator)
 
+    def describe(self) -> dict[str, Any]:
+        source = self.pool_source
+        pool = (f"<in-memory ProxyPool: {len(source)} x {source.network} for {source.dataset}>"
+                if isinstance(source, ProxyPool) else str(source))
+        return {**super().describe(), "pool": pool, "every_n_steps": self.every_n_steps}
+
     def state_for_checkpoint(self) -> dict[str, Any]:
         return {} if self._generator is None else {"generator": self._generator.get_state()}
 
