@@ -123,7 +123,7 @@ class RealDataModule(pl.LightningDataModule):
     Train batches are ``(images, labels)``: ``images`` ``uint8 (num_classes * per_class, C, H, W)`` class-sorted
     (``per_class`` images of class 0 first), ``labels`` ``int64 (num_classes * per_class,)``; one epoch is
     ``iterations_per_epoch`` batches drawn by a :class:`ClassBalancedBatchSampler` (seeded per seed, epoch, rank and
-    batch). Validation and test batches are the test split in order. :meth:`on_after_batch_transfer` turns the
+    batch). Test batches are the test split in order. :meth:`on_after_batch_transfer` turns the
     ``uint8`` images into normalized ``float32`` on the device, for every stage.
 
     Use ``Trainer(use_distributed_sampler=False)``: the batch sampler is already rank-aware.
@@ -305,7 +305,12 @@ class RealDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
         )
 
-    def _eval_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader:
+        """The test split in order, ``test_batch_size`` per batch, ``(uint8 images, int64 labels)``.
+
+        (No ``val_dataloader``: distillation has no validation loop; in-run evaluation is the
+        ``DistilledSetEvaluator`` callback.)
+        """
         split = self.test_split()
         return DataLoader(
             _TensorPairDataset(split.images, split.labels),
@@ -314,14 +319,6 @@ class RealDataModule(pl.LightningDataModule):
             collate_fn=passthrough_collate,
             num_workers=self.num_workers,
         )
-
-    def val_dataloader(self) -> DataLoader:
-        """The test split in order, ``test_batch_size`` per batch, ``(uint8 images, int64 labels)``."""
-        return self._eval_dataloader()
-
-    def test_dataloader(self) -> DataLoader:
-        """The test split in order, ``test_batch_size`` per batch, ``(uint8 images, int64 labels)``."""
-        return self._eval_dataloader()
 
     # ------------------------------------------------------------------------------------------------ on device
 
