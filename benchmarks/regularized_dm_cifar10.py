@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--cmi-weight", type=float, default=8000.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", nargs="+", default=["DM", "DM+CMI", "DM+IID", "DM+CMI+IID"])
+    parser.add_argument("--skip-random", action="store_true", help="do not evaluate the random baseline")
     parser.add_argument("--out", default="regularized_dm_cifar10.json")
     args = parser.parse_args()
     pool = ProxyPool.load(args.pool)
@@ -74,7 +75,8 @@ def main() -> None:
                    regularizers=regs)
         data = RealDataModule("cifar10", root=args.root, batch_real=args.batch_real, seed=args.seed)
         evaluator = DistilledSetEvaluator(num_students=args.students, epochs=args.epochs,
-                                          compare_random=name == args.settings[0], output="")
+                                          compare_random=name == args.settings[0] and not args.skip_random,
+                                          output="")
         timer = IterationTimer()
         trainer = L.Trainer(max_steps=args.iterations, accelerator="cpu", devices=1, use_distributed_sampler=False,
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
