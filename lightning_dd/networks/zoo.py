@@ -38,10 +38,15 @@ def _zoo_norm(norm: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(ZOO_NORMS)}")
 
 
-def _check_common(name: str, channels: int, num_classes: int, image_size: int | Sequence[int]) -> tuple[int, int]:
+def _check_common(
+    name: str, channels: int, num_classes: int, image_size: int | Sequence[int], norm: str | None = None
+) -> tuple[int, int]:
+    """Validate the constructor arguments shared by the zoo networks; returns ``(H, W)``."""
     hw = as_image_size(image_size)
     if channels <= 0 or num_classes <= 0:
         raise ValueError(f"{name}: channels and num_classes must be positive, got {channels}, {num_classes}")
+    if norm is not None and norm not in ZOO_NORMS:
+        raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(ZOO_NORMS)}")
     return hw
 
 
@@ -198,9 +203,7 @@ class VGG11(DistillationNetwork):
         norm: str = "instancenorm",
     ) -> None:
         super().__init__()
-        hw = _check_common("VGG11", channels, num_classes, image_size)
-        if norm not in ZOO_NORMS:
-            raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(ZOO_NORMS)}")
+        hw = _check_common("VGG11", channels, num_classes, image_size, norm)
         self.in_channels, self.num_classes, self.image_size, self.norm = channels, num_classes, hw, norm
         layers: list[nn.Module] = []
         in_c, (h, w) = channels, hw
@@ -272,9 +275,7 @@ class ResNet18(DistillationNetwork):
         norm: str = "instancenorm",
     ) -> None:
         super().__init__()
-        hw = _check_common("ResNet18", channels, num_classes, image_size)
-        if norm not in ZOO_NORMS:
-            raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(ZOO_NORMS)}")
+        hw = _check_common("ResNet18", channels, num_classes, image_size, norm)
         self.in_channels, self.num_classes, self.image_size, self.norm = channels, num_classes, hw, norm
         self.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = _zoo_norm(norm, 64)
