@@ -21,7 +21,8 @@ from lightning_dd.methods.dm import dm_loss
 from lightning_dd.networks import create_network, reinitialize_
 
 
-def time_iteration(chunk: int, real: torch.Tensor, syn: torch.Tensor, iters: int) -> float:
+def make_step(chunk: int, real: torch.Tensor, syn: torch.Tensor):
+    """A closure running one DM iteration with ``chunk`` classes per forward."""
     device = real.device
     generator = torch.Generator().manual_seed(0)
     net = create_network("convnet", 3, 10, (32, 32), generator=generator).to(device).requires_grad_(False)
@@ -34,15 +35,17 @@ def time_iteration(chunk: int, real: torch.Tensor, syn: torch.Tensor, iters: int
         loss.backward()
         syn.grad = None
 
-    step()  # warm-up
+    return step
+
+
+def timed(step, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for _ in range(iters):
-        step()
+    step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -58,7 +61,14 @@ def main() -> None:
     real = torch.randn(10, args.batch_real, 3, 32, 32, generator=g).to(device)
     syn = torch.randn(10, args.ipc, 3, 32, 32, generator=g).to(device).requires_grad_(True)
     print(f"device={device} torch_threads={torch.get_num_threads()} batch_real={args.batch_real} ipc={args.ipc}")
-    times = {chunk: time_iteration(chunk, real, syn, args.iters) for chunk in args.chunks}
+    steps = {chunk: make_step(chunk, real, syn) for chunk in args.chunks}
+    for step in steps.values():
+        step()  # warm-up
+    samples: dict[int, list[float]] = {chunk: [] for chunk in steps}
+    for _ in range(args.iters):  # round-robin: machine drifts hit every setting alike
+        for chunk, step in steps.items():
+            samples[chunk].append(timed(step, device))
+    times = {chunk: sum(v) / len(v) for chunk, v in samples.items()}
     batched = times.get(10)
     for chunk, seconds in times.items():
         ratio = f"{seconds / batched:.2f}x the batched time" if batched else ""

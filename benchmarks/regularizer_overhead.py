@@ -30,7 +30,8 @@ def make_pool(network: str, k: int, device: torch.device) -> ProxyPool:
     return ProxyPool(nets, network, "cifar10", (3, 32, 32), 10, MEAN, STD)
 
 
-def time_setting(regularizers: list, real: torch.Tensor, ipc: int, iters: int, device: torch.device) -> float:
+def make_step(regularizers: list, real: torch.Tensor, ipc: int, device: torch.device):
+    """A closure running one DM iteration (match + regularizers + backward + image step)."""
     model = DM(ipc=ipc, num_classes=10, image_shape=(3, 32, 32), artifact_path="", regularizers=regularizers)
     model.to(device)
     model.data_meta = {"dataset": "cifar10", "class_names": [str(i) for i in range(10)], "mean": list(MEAN),
@@ -54,15 +55,17 @@ def time_setting(regularizers: list, real: torch.Tensor, ipc: int, iters: int, d
         loss.backward()
         optimizer.step()
 
-    step(0)  # warm-up (also loads nothing: pools are in memory)
+    return step
+
+
+def timed(step, i: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for i in range(1, iters + 1):
-        step(i)
+    step(i)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -71,7 +74,7 @@ def main() -> None:
     parser.add_argument("--proxy", default="resnet18", help="pool architecture (official: resnet18)")
     parser.add_argument("--batch-real", type=int, default=64)
     parser.add_argument("--ipc", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=10, help="iterations per setting (use a multiple of 5)")
     args = parser.parse_args()
     device = torch.device(args.device)
     real = torch.randn(10, args.batch_real, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
@@ -85,9 +88,18 @@ def main() -> None:
     }
     print(f"device={device} threads={torch.get_num_threads()} proxy={args.proxy} ipc={args.ipc} "
           f"batch_real={args.batch_real} iters={args.iters}")
-    times = {name: time_setting(regs, real, args.ipc, args.iters, device) for name, regs in settings.items()}
+    steps = {name: make_step(regs, real, args.ipc, device) for name, regs in settings.items()}
+    for step in steps.values():
+        step(0)  # warm-up
+    # round-robin over the settings so drifts of the machine hit all of them alike; iteration i is the same
+    # iteration index for every setting (every_n_steps variants compute on multiples of 5), median per setting
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(1, args.iters + 1):
+        for name, step in steps.items():
+            samples[name].append(timed(step, i, device))
+    times = {name: sum(v) / len(v) for name, v in samples.items()}
     for name, seconds in times.items():
-        print(f"{name:<16} {seconds:.3f} s/iteration  {seconds / times['DM']:.2f}x DM")
+        print(f"{name:<16} {seconds:.3f} s/iteration (mean of {args.iters})  {seconds / times['DM']:.2f}x DM")
 
 
 if __name__ == "__main__":
