@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--cmi-weight", type=float, default=8000.0)
+    parser.add_argument("--iid-weights", type=float, nargs=2, default=[0.05, 0.01], metavar=("CC", "CM"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", nargs="+", default=["DM", "DM+CMI", "DM+IID", "DM+CMI+IID"])
     parser.add_argument("--skip-random", action="store_true", help="do not evaluate the random baseline")
@@ -70,7 +71,7 @@ def main() -> None:
         if "CMI" in name:
             regs.append(CMIRegularizer(args.pool, weight=args.cmi_weight))
         if "IID" in name:
-            regs.append(IIDRegularizer(args.pool))
+            regs.append(IIDRegularizer(args.pool, weight_cc=args.iid_weights[0], weight_cm=args.iid_weights[1]))
         model = DM(ipc=args.ipc, num_classes=10, image_shape=(3, 32, 32), seed=args.seed, artifact_path="",
                    regularizers=regs)
         data = RealDataModule("cifar10", root=args.root, batch_real=args.batch_real, seed=args.seed)
