@@ -12,9 +12,9 @@ Prints seconds per iteration for each setting and its time relative to one batch
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _timing import timed
 
 from lightning_dd.augment import DSA
 from lightning_dd.methods.dm import dm_loss
@@ -37,15 +37,6 @@ def make_step(chunk: int, real: torch.Tensor, syn: torch.Tensor):
 
     return step
 
-
-def timed(step, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:

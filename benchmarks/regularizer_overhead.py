@@ -12,9 +12,9 @@ Prints seconds per iteration and the ratio to plain DM for: DM, DM+CMI, DM+CMI(e
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _timing import timed
 
 from lightning_dd.methods import DM
 from lightning_dd.networks import create_network
@@ -58,15 +58,6 @@ def make_step(regularizers: list, real: torch.Tensor, ipc: int, device: torch.de
     return step
 
 
-def timed(step, i: int, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    step(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,7 +87,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(1, args.iters + 1):
         for name, step in steps.items():
-            samples[name].append(timed(step, i, device))
+            samples[name].append(timed(step, device, i))
     times = {name: sum(v) / len(v) for name, v in samples.items()}
     for name, seconds in times.items():
         print(f"{name:<16} {seconds:.3f} s/iteration (mean of {args.iters})  {seconds / times['DM']:.2f}x DM")
