@@ -18,6 +18,7 @@ Every network of :mod:`lightning_dd.networks` implements :class:`DistillationNet
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -107,7 +108,7 @@ def make_pooling(pooling: str) -> nn.Module | None:
     return None
 
 
-class DistillationNetwork(nn.Module):
+class DistillationNetwork(nn.Module, ABC):
     """Base class of the networks: ``forward(x) = classifier(embed(x))``.
 
     Subclasses set ``num_classes``, ``feature_dim``, ``classifier`` and ``feature_map_shape`` (``(c, h, w)`` of
@@ -127,9 +128,9 @@ class DistillationNetwork(nn.Module):
         (``embed_from_map(feature_map(x))``; networks without a spatial map override it)."""
         return self.embed_from_map(self.feature_map(x))
 
+    @abstractmethod
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, c, h, w)``: the last spatial feature map."""
-        raise NotImplementedError
 
     def embed_from_map(self, maps: torch.Tensor) -> torch.Tensor:
         """``(B, c, h, w) -> (B, feature_dim)``: the embedding computed from :meth:`feature_map`'s output, so that

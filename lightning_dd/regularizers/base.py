@@ -8,6 +8,7 @@ yours) holds the attached regularizers, asks the method for the views they need,
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,7 +56,7 @@ class RegularizerContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class Regularizer(nn.Module):
+class Regularizer(nn.Module, ABC):
     """Base of plug-in regularizers. Subclasses set :attr:`needs` and implement :meth:`terms`.
 
     Each term has its own weight (``weights[name]``); :attr:`scale` multiplies all of them (λ schedules set it).
@@ -80,9 +81,9 @@ class Regularizer(nn.Module):
         """Whether to compute the terms at this iteration (e.g. every k steps); default always."""
         return True
 
+    @abstractmethod
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         """Unweighted scalar terms by name (the keys of :attr:`weights`)."""
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """JSON-like settings recorded in the distilled-set artifact (class and base weights; subclasses add)."""
