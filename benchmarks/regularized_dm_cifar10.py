@@ -20,7 +20,7 @@ import torch
 
 from lightning_dd.callbacks import DistilledSetEvaluator
 from lightning_dd.data import RealDataModule
-from lightning_dd.io import atomic_json_dump
+from lightning_dd._atomic import atomic_json_dump
 from lightning_dd.losses import CMILoss
 from lightning_dd.methods import DM
 from lightning_dd.methods.base import random_real_subset

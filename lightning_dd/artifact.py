@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_dd.io import atomic_torch_save
+from lightning_dd._atomic import atomic_torch_save
 
 FORMAT = "lightning_dd.distilled_set"
 FORMAT_VERSION = 1

@@ -67,7 +67,7 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
 def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     """``lightning-dd evaluate``: students on an artifact; prints (and optionally writes) one JSON result line."""
     from lightning_dd.evaluation.run import evaluate_artifact
-    from lightning_dd.io import atomic_json_dump
+    from lightning_dd._atomic import atomic_json_dump
 
     parser = ArgumentParser(prog="lightning-dd evaluate", description=evaluate_command.__doc__)
     parser.add_argument("--distilled", type=str, required=True, help="artifact written by `lightning-dd fit`")

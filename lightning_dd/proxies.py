@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_dd.io import atomic_torch_save
+from lightning_dd._atomic import atomic_torch_save
 from lightning_dd.networks import create_network
 from lightning_dd.seeding import make_generator
 

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
-from lightning_dd.io import atomic_json_dump
+from lightning_dd._atomic import atomic_json_dump
 from lightning_dd.methods.base import DistillationModule, random_real_subset
 
 

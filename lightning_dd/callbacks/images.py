@@ -9,7 +9,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from lightning_dd.artifact import DistilledSet
-from lightning_dd.io import atomic_write
+from lightning_dd._atomic import atomic_write
 
 
 def viewable_images(distilled: DistilledSet) -> Tensor:
