@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lightning_dd
-import lightning_dd.io
+import lightning_dd._atomic
 from lightning_dd.artifact import FORMAT, FORMAT_VERSION, DistilledSet
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -127,7 +127,7 @@ def _failing_save(obj: object, f: object, *args: object, **kwargs: object) -> No
 
 
 def test_failed_write_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lightning_dd.io.torch, "save", _failing_save)
+    monkeypatch.setattr(lightning_dd._atomic.torch, "save", _failing_save)
     with pytest.raises(OSError, match="disk full"):
         make_set().save(tmp_path / "distilled.pt")
     assert os.listdir(tmp_path) == []
@@ -138,7 +138,7 @@ def test_failed_write_keeps_existing_file_intact(tmp_path: Path, monkeypatch: py
     original = make_set()
     original.save(path)
     before = path.read_bytes()
-    monkeypatch.setattr(lightning_dd.io.torch, "save", _failing_save)
+    monkeypatch.setattr(lightning_dd._atomic.torch, "save", _failing_save)
     with pytest.raises(OSError, match="disk full"):
         make_set(seed=99).save(path)
     assert os.listdir(tmp_path) == ["distilled.pt"]
