@@ -1,4 +1,8 @@
-"""The evaluation DataModule: train on a distilled artifact, validate/test on the real test split."""
+"""The evaluation DataModule: train on a distilled artifact, validate/test on the real test split.
+
+Both sides are in the artifact's evaluation space (``lightning_dd.data.spaces``): a ``pixels`` set is normalised
+with its mean/std, a ``zca`` set stays whitened and the test split is whitened with the artifact's ZCA.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,18 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dd.artifact import DistilledSet
-from lightning_dd.data.registry import load_split, normalize
+from lightning_dd.augment.zca import ZCA
+from lightning_dd.data.registry import load_split
+from lightning_dd.data.spaces import as_zca, check_artifact_space, encode, evaluation_space, to_evaluation_space
 from lightning_dd.seeding import STREAM_EVAL, make_generator
+from lightning_dd.synthetic import ImageSpace
 
 
 class DistilledDataModule(L.LightningDataModule):
     """Train split = a :class:`DistilledSet` (hard labels, plus soft labels when it has them); val/test = the real
-    test split of the artifact's dataset, normalised with the artifact's mean/std.
+    test split of the artifact's dataset; both in the artifact's evaluation space (:attr:`evaluation_space`:
+    ``normalized`` for ``normalized``/``pixels`` sets, normalised with the artifact's mean/std; ``zca`` for ``zca``
+    sets, the test split whitened with the ZCA rebuilt from ``artifact.zca``).
 
     Args:
         distilled: path of an artifact written by ``DistilledSet.save`` (or the object itself).
@@ -27,6 +36,10 @@ class DistilledDataModule(L.LightningDataModule):
 
     Batches: train ``(images (B, C, H, W) float32, labels (B,) int64[, soft_labels (B, K)])``;
     test ``(images, labels)``.
+
+    Raises:
+        ValueError: at construction, for an artifact whose space cannot be evaluated (unknown space, ``zca``
+            without valid ZCA state, ZCA state on a non-``zca`` set); at setup, a test split of another image shape.
     """
 
     def __init__(
@@ -42,12 +55,15 @@ class DistilledDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.distilled = distilled if isinstance(distilled, DistilledSet) else DistilledSet.load(Path(distilled))
+        self.space: ImageSpace = check_artifact_space(self.distilled)
+        self.zca: ZCA | None = as_zca(self.distilled.zca) if self.space == "zca" else None
         self.root = root
         self.download = download
         self.batch_size = batch_size
         self.test_batch_size = test_batch_size
         self.seed = seed
         self._test: TensorDataset | None = None
+        self._train_images: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -57,15 +73,31 @@ class DistilledDataModule(L.LightningDataModule):
     def image_shape(self) -> tuple[int, int, int]:
         return self.distilled.image_shape
 
+    @property
+    def evaluation_space(self) -> ImageSpace:
+        """The space the student's train and test images are in (``normalized`` or ``zca``)."""
+        return evaluation_space(self.space)
+
     def setup(self, stage: str | None = None) -> None:
         if self._test is None and stage in (None, "fit", "validate", "test"):
-            split = load_split(self.distilled.dataset, self.root, train=False, download=self.download)
-            images = normalize(split.images, self.distilled.mean, self.distilled.std)
+            d = self.distilled
+            split = load_split(d.dataset, self.root, train=False, download=self.download)
+            if tuple(split.images.shape[1:]) != d.image_shape:
+                raise ValueError(f"the {d.dataset!r} test split has images {tuple(split.images.shape[1:])}, the "
+                                 f"distilled set {d.image_shape}")
+            images = encode(split.images, self.evaluation_space, d.mean, d.std, self.zca)
             self._test = TensorDataset(images, split.labels)
+
+    def train_images(self) -> torch.Tensor:
+        """The artifact's images in the evaluation space, float32 ``(n, C, H, W)`` (computed once)."""
+        if self._train_images is None:
+            d = self.distilled
+            self._train_images = to_evaluation_space(d.images.detach(), self.space, d.mean, d.std, self.zca)
+        return self._train_images
 
     def train_dataloader(self) -> DataLoader:
         d = self.distilled
-        tensors = [d.images, d.labels] + ([d.soft_labels] if d.soft_labels is not None else [])
+        tensors = [self.train_images(), d.labels] + ([d.soft_labels] if d.soft_labels is not None else [])
         generator = make_generator(self.seed, STREAM_EVAL)
         return DataLoader(TensorDataset(*tensors), batch_size=self.batch_size, shuffle=True, generator=generator)
 
@@ -79,7 +111,7 @@ class DistilledDataModule(L.LightningDataModule):
         return DataLoader(self._test, batch_size=self.test_batch_size)
 
     def test_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised real test split as ``(images (N, C, H, W), labels (N,))``."""
+        """The real test split in the evaluation space, ``(images (N, C, H, W) float32, labels (N,) int64)``."""
         if self._test is None:
             self.setup("test")
         assert self._test is not None
