@@ -4,7 +4,7 @@
   [--trainer.max_steps N] [--seed_everything S] [--print_config]``: a LightningCLI over every
   :class:`~lightning_dd.methods.DistillationModule` (subclass mode) and :class:`~lightning_dd.data.RealDataModule`.
   ``max_steps`` counts distillation iterations; one seed (``seed_everything``) fixes the model's and the data's.
-* ``lightning-dd evaluate --distilled FILE [--data.root DIR] [--runs 5] [--epochs 300] [--models convnet resnet18]``:
+* ``lightning-dd evaluate --distilled FILE [--data.root DIR] [--runs 5] [--epochs 1000] [--models convnet resnet18]``:
   trains fresh students on an artifact and prints one JSON line with mean and population std per architecture.
 """
 
@@ -66,15 +66,17 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
 
 def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     """``lightning-dd evaluate``: students on an artifact; prints (and optionally writes) one JSON result line."""
-    from lightning_dd.evaluation.run import evaluate_artifact
     from lightning_dd._atomic import atomic_json_dump
+    from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS
+    from lightning_dd.evaluation.run import evaluate_artifact
 
     parser = ArgumentParser(prog="lightning-dd evaluate", description=evaluate_command.__doc__)
     parser.add_argument("--distilled", type=str, required=True, help="artifact written by `lightning-dd fit`")
     parser.add_argument("--data.root", type=str | None, default=None, help="root of the real dataset (test split)")
     parser.add_argument("--data.download", type=bool, default=False, help="let torchvision download the test split")
     parser.add_argument("--runs", type=int, default=5, help="students per architecture")
-    parser.add_argument("--epochs", type=int, default=300, help="student training epochs")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_STUDENT_EPOCHS,
+                        help="student training epochs (published protocol: 1000; reduced CPU runs use 300)")
     parser.add_argument("--models", type=str, default=["convnet"], nargs="+", help="student architectures")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)

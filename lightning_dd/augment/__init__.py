@@ -1,11 +1,16 @@
-"""Augmentations: Differentiable Siamese Augmentation (DSA) with explicitly sampled, shareable parameters."""
+"""Augmentations: Differentiable Siamese Augmentation (DSA) with explicitly sampled, shareable parameters.
 
-from lightning_dd.augment.dsa import (
+``dsa.py`` holds the sampler / applier (:class:`DSA`, :class:`DSAParams`); ``ops.py`` the pure op functions and the
+op table. "No augmentation" is :meth:`DSA.identity`.
+"""
+
+from lightning_dd.augment.dsa import DSA, IDENTITY_STRATEGIES, DSAParams, parse_strategy
+from lightning_dd.augment.ops import (
     DEFAULT_CONSTANTS,
-    DSA,
+    OPS,
     STRATEGY_OPS,
     DSAConstants,
-    DSAParams,
+    DSAOp,
     apply_color,
     apply_crop,
     apply_cutout,
@@ -14,14 +19,16 @@ from lightning_dd.augment.dsa import (
     apply_scale,
     crop_shift_range,
     cutout_size,
-    parse_strategy,
 )
 
 __all__ = [
     "DEFAULT_CONSTANTS",
     "DSA",
+    "IDENTITY_STRATEGIES",
+    "OPS",
     "STRATEGY_OPS",
     "DSAConstants",
+    "DSAOp",
     "DSAParams",
     "apply_color",
     "apply_crop",

@@ -9,7 +9,9 @@ that a real and a synthetic batch see the same transformation. Here the two step
 
 Nothing in this module touches the global RNG or seeds anything.
 
-Constants and per-op math follow ``ParamDiffAug`` / ``DiffAugment`` exactly (``spec/methods.md`` §1.3).
+Constants and per-op math follow ``ParamDiffAug`` / ``DiffAugment`` exactly (``spec/methods.md`` §1.3); the pure op
+functions and the op table (:data:`~lightning_dd.augment.ops.OPS`) live in :mod:`lightning_dd.augment.ops`.
+"No augmentation" is one object, the identity :meth:`DSA.identity` (``DSA("none")``), never ``None``.
 
 Draw order of :meth:`DSA.sample` (fixed; every tensor is drawn for every group whichever op is chosen, so the random
 stream does not depend on the op outcome; ``G`` = ``num_groups``):
@@ -36,81 +38,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "DEFAULT_CONSTANTS",
-    "DSA",
-    "STRATEGY_OPS",
-    "DSAConstants",
-    "DSAParams",
-    "apply_color",
-    "apply_crop",
-    "apply_cutout",
-    "apply_flip",
-    "apply_rotate",
-    "apply_scale",
-    "crop_shift_range",
-    "cutout_size",
-    "parse_strategy",
-]
+from lightning_dd.augment.ops import DEFAULT_CONSTANTS, OPS, STRATEGY_OPS, DSAConstants, crop_shift_range, cutout_size
 
-STRATEGY_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
-"""The op names a strategy string may contain (joined by ``"_"``)."""
+__all__ = ["DSA", "IDENTITY_STRATEGIES", "DSAParams", "parse_strategy"]
 
-_IDENTITY_STRATEGIES = ("", "none")
-
-# Which DSAParams fields each op reads (so apply() moves only those to the input's device).
-_OP_FIELDS: dict[str, tuple[str, ...]] = {
-    "color": ("brightness", "saturation", "contrast"),
-    "crop": ("crop",),
-    "cutout": ("cutout",),
-    "flip": ("flip",),
-    "scale": ("scale",),
-    "rotate": ("rotate",),
-}
-
-
-@dataclass(frozen=True)
-class DSAConstants:
-    """The reference ``ParamDiffAug`` constants (VICO/CMIDD/IID/IDM; MTT uses the same values).
-
-    Attributes:
-        prob_flip: probability of a horizontal flip.
-        ratio_scale: scale factors are uniform in ``[1 / ratio_scale, ratio_scale]``.
-        ratio_rotate: rotation angles are uniform in ``[-ratio_rotate, ratio_rotate]`` degrees.
-        ratio_crop_pad: maximal crop translation as a fraction of the image side (rounded half up).
-        ratio_cutout: cutout square side as a fraction of the image side (rounded half up).
-        brightness: brightness shift is uniform in ``[-brightness / 2, brightness / 2]``.
-        saturation: saturation factor is uniform in ``[0, saturation]``.
-        contrast: contrast factor is uniform in ``[contrast, contrast + 1]``.
-    """
-
-    prob_flip: float = 0.5
-    ratio_scale: float = 1.2
-    ratio_rotate: float = 15.0
-    ratio_crop_pad: float = 0.125
-    ratio_cutout: float = 0.5
-    brightness: float = 1.0
-    saturation: float = 2.0
-    contrast: float = 0.5
-
-
-DEFAULT_CONSTANTS = DSAConstants()
-"""The reference constants (a shared immutable instance, used as the default of :class:`DSA`)."""
-
-
-def crop_shift_range(image_size: tuple[int, int], constants: DSAConstants = DEFAULT_CONSTANTS) -> tuple[int, int]:
-    """Maximal crop translation ``(s_h, s_w)``; shifts are uniform integers in ``[-s, s]`` (4 px at 32x32)."""
-    h, w = image_size
-    return int(h * constants.ratio_crop_pad + 0.5), int(w * constants.ratio_crop_pad + 0.5)
-
-
-def cutout_size(image_size: tuple[int, int], constants: DSAConstants = DEFAULT_CONSTANTS) -> tuple[int, int]:
-    """Cutout rectangle ``(c_h, c_w)`` (16x16 at 32x32)."""
-    h, w = image_size
-    return int(h * constants.ratio_cutout + 0.5), int(w * constants.ratio_cutout + 0.5)
+IDENTITY_STRATEGIES: tuple[str, ...] = ("", "none")
+"""Strategy strings meaning "no augmentation" (case-insensitive; ``None`` too)."""
 
 
 @dataclass(eq=False)
@@ -149,7 +84,7 @@ class DSAParams:
 
     def __post_init__(self) -> None:
         g = self.ops.shape[0] if self.ops.dim() == 1 else -1
-        for name in _tensor_fields():
+        for name in _TENSOR_FIELDS:
             t = getattr(self, name)
             if t.dim() == 0 or t.shape[0] != g:
                 raise ValueError(
@@ -171,142 +106,14 @@ class DSAParams:
             raise TypeError("index DSAParams with a slice (params[g:g + 1]) or an index tensor, not an int")
         if isinstance(index, Tensor):
             index = index.to(self.ops.device)
-        return replace(self, **{name: getattr(self, name)[index] for name in _tensor_fields()})
+        return replace(self, **{name: getattr(self, name)[index] for name in _TENSOR_FIELDS})
 
     def to(self, device: torch.device | str) -> DSAParams:
         """A copy with every tensor on ``device`` (tensors already there are not copied)."""
-        return replace(self, **{name: getattr(self, name).to(device) for name in _tensor_fields()})
+        return replace(self, **{name: getattr(self, name).to(device) for name in _TENSOR_FIELDS})
 
 
-def _tensor_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(DSAParams) if f.name not in ("op_names", "image_size"))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Per-op functions. x: (N, C, H, W); every parameter tensor has leading dim N (one entry per image).
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _per_image(t: Tensor, x: Tensor) -> Tensor:
-    """``(N,)`` -> ``(N, 1, 1, 1)`` in ``x``'s dtype / device."""
-    return t.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-
-
-def apply_color(x: Tensor, brightness: Tensor, saturation: Tensor, contrast: Tensor) -> Tensor:
-    """Brightness, then saturation, then contrast (``rand_brightness/saturation/contrast``).
-
-    Args:
-        x: ``(N, C, H, W)`` normalised images.
-        brightness: ``(N,)`` additive shift.
-        saturation: ``(N,)`` factor applied around the per-pixel channel mean.
-        contrast: ``(N,)`` factor applied around the per-image ``C, H, W`` mean.
-
-    Returns:
-        ``(N, C, H, W)``.
-    """
-    x = x + _per_image(brightness, x)
-    m = x.mean(dim=1, keepdim=True)
-    x = (x - m) * _per_image(saturation, x) + m
-    m = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - m) * _per_image(contrast, x) + m
-
-
-def apply_flip(x: Tensor, u: Tensor, prob: float = DEFAULT_CONSTANTS.prob_flip) -> Tensor:
-    """Horizontal flip (last dim) of the images with ``u < prob``. ``x``: ``(N, C, H, W)``; ``u``: ``(N,)``."""
-    return torch.where(_per_image(u, x) < prob, x.flip(3), x)
-
-
-def _affine(x: Tensor, theta: Tensor, align_corners: bool) -> Tensor:
-    grid = F.affine_grid(theta, list(x.shape), align_corners=align_corners)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
-
-
-def apply_scale(x: Tensor, factors: Tensor, align_corners: bool = False) -> Tensor:
-    """Scale by ``theta = [[sx, 0, 0], [0, sy, 0]]`` with ``affine_grid`` + bilinear ``grid_sample`` (zero padding).
-
-    Args:
-        x: ``(N, C, H, W)``.
-        factors: ``(N, 2)`` ``(sx, sy)``; ``sx`` multiplies the normalised width coordinate.
-        align_corners: passed to ``affine_grid`` and ``grid_sample``.
-
-    Returns:
-        ``(N, C, H, W)``.
-    """
-    f = factors.to(device=x.device, dtype=x.dtype)
-    theta = x.new_zeros(x.shape[0], 2, 3)
-    theta[:, 0, 0] = f[:, 0]
-    theta[:, 1, 1] = f[:, 1]
-    return _affine(x, theta, align_corners)
-
-
-def apply_rotate(x: Tensor, angles: Tensor, align_corners: bool = False) -> Tensor:
-    """Rotate by ``theta = [[cos t, -sin t, 0], [sin t, cos t, 0]]`` (``affine_grid`` + bilinear ``grid_sample``).
-
-    Args:
-        x: ``(N, C, H, W)``.
-        angles: ``(N,)`` radians.
-        align_corners: passed to ``affine_grid`` and ``grid_sample``.
-
-    Returns:
-        ``(N, C, H, W)``.
-    """
-    t = angles.to(device=x.device, dtype=x.dtype)
-    cos, sin = torch.cos(t), torch.sin(t)
-    theta = x.new_zeros(x.shape[0], 2, 3)
-    theta[:, 0, 0] = cos
-    theta[:, 0, 1] = -sin
-    theta[:, 1, 0] = sin
-    theta[:, 1, 1] = cos
-    return _affine(x, theta, align_corners)
-
-
-def apply_crop(x: Tensor, shifts: Tensor) -> Tensor:
-    """Integer translation with zero fill (``rand_crop``): pad by one zero pixel, clamp indices into the border.
-
-    Args:
-        x: ``(N, C, H, W)``.
-        shifts: int ``(N, 2)`` ``(t_row, t_col)``; output ``(i, j)`` = input ``(i + t_row, j + t_col)``, zero outside.
-
-    Returns:
-        ``(N, C, H, W)``.
-    """
-    n, c, h, w = x.shape
-    s = shifts.to(device=x.device, dtype=torch.long)
-    rows = (torch.arange(h, device=x.device) + s[:, :1] + 1).clamp(0, h + 1)  # (N, H), indices into padded rows
-    cols = (torch.arange(w, device=x.device) + s[:, 1:] + 1).clamp(0, w + 1)  # (N, W)
-    xp = F.pad(x, (1, 1, 1, 1))  # (N, C, H + 2, W + 2), zero border
-    xp = xp.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 2))
-    return xp.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
-
-
-def apply_cutout(x: Tensor, offsets: Tensor, size: tuple[int, int]) -> Tensor:
-    """Zero a ``size`` rectangle centred at ``offsets`` (``rand_cutout``), clipped to the image.
-
-    The reference zeroes pixels ``clamp(o - size // 2 + i, 0, H - 1)`` for ``i < size``; since clamping is monotonic
-    that set is the interval between the clamped end points, which is what the mask is built from.
-
-    Args:
-        x: ``(N, C, H, W)``.
-        offsets: int ``(N, 2)`` centre ``(row, col)``.
-        size: ``(c_h, c_w)`` rectangle size.
-
-    Returns:
-        ``(N, C, H, W)``.
-    """
-    _, _, h, w = x.shape
-    o = offsets.to(device=x.device, dtype=torch.long)
-
-    def inside(o_: Tensor, size_: int, n_: int) -> Tensor:  # (N, n_) bool: position covered by the cutout
-        lo = (o_ - size_ // 2).clamp(0, n_ - 1)
-        hi = (o_ - size_ // 2 + size_ - 1).clamp(0, n_ - 1)
-        pos = torch.arange(n_, device=x.device)
-        return (pos >= lo) & (pos <= hi) & (size_ > 0)
-
-    covered = inside(o[:, :1], size[0], h)[:, :, None] & inside(o[:, 1:], size[1], w)[:, None, :]  # (N, H, W)
-    return x * (~covered).to(x.dtype).unsqueeze(1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
+_TENSOR_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DSAParams) if f.name not in ("op_names", "image_size"))
 
 
 def parse_strategy(strategy: str | None) -> tuple[str, ...]:
@@ -315,7 +122,7 @@ def parse_strategy(strategy: str | None) -> tuple[str, ...]:
     Raises:
         ValueError: an op is not one of :data:`STRATEGY_OPS`.
     """
-    if strategy is None or strategy.strip().lower() in _IDENTITY_STRATEGIES:
+    if strategy is None or strategy.strip().lower() in IDENTITY_STRATEGIES:
         return ()
     ops = tuple(strategy.split("_"))
     for op in ops:
@@ -349,26 +156,29 @@ class DSA:
         syn_aug = dsa.apply(syn, params)  # ... and to each class's contiguous ipc images
     """
 
-    def __init__(
-        self,
-        strategy: str | None = "color_crop_cutout_flip_scale_rotate",
-        constants: DSAConstants = DEFAULT_CONSTANTS,
-        align_corners: bool = False,
-    ) -> None:
+    def __init__(self, strategy: str | None = "color_crop_cutout_flip_scale_rotate",
+                 constants: DSAConstants = DEFAULT_CONSTANTS, align_corners: bool = False) -> None:
         self.strategy = strategy
         self.ops: tuple[str, ...] = parse_strategy(strategy)
         self.constants = constants
         self.align_corners = align_corners
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(strategy={self.strategy!r}, constants={self.constants!r}, "
-            f"align_corners={self.align_corners})"
-        )
+        c, a = self.constants, self.align_corners
+        return f"{type(self).__name__}(strategy={self.strategy!r}, constants={c!r}, align_corners={a})"
+
+    @classmethod
+    def identity(cls) -> DSA:
+        """The "no augmentation" DSA (``DSA("none")``): returns its inputs and draws nothing from any generator.
+
+        lightning_dd has one representation of "no augmentation": this object, never ``None``; callers apply a DSA
+        unconditionally (or test :attr:`is_identity` to skip work).
+        """
+        return cls("none")
 
     @property
     def is_identity(self) -> bool:
-        """Whether the strategy is empty (``apply`` returns its input)."""
+        """Whether the strategy is empty (``apply`` returns its input, ``sample`` draws nothing)."""
         return not self.ops
 
     # ------------------------------------------------------------------------------------------------------------
@@ -456,7 +266,7 @@ class DSA:
         """Apply ``op`` with per-image parameters to every image of ``x`` (``params.ops`` is ignored).
 
         Args:
-            op: one of :data:`STRATEGY_OPS`.
+            op: one of :data:`~lightning_dd.augment.ops.STRATEGY_OPS`.
             x: ``(N, C, H, W)``.
             params: ``N`` groups, one per image.
 
@@ -465,26 +275,13 @@ class DSA:
         """
         if params.num_groups != x.shape[0]:
             raise ValueError(f"apply_op needs one parameter group per image, got {params.num_groups} for {x.shape[0]}")
-        if op not in _OP_FIELDS:
+        if op not in OPS:
             raise ValueError(f"unknown DSA op {op!r}; allowed ops: {', '.join(STRATEGY_OPS)}")
-        return self._run_op(op, x, {name: getattr(params, name) for name in _OP_FIELDS[op]})
+        return self._run_op(op, x, {name: getattr(params, name) for name in OPS[op].fields})
 
     def _run_op(self, op: str, x: Tensor, p: dict[str, Tensor]) -> Tensor:
-        """``x``: ``(N, C, H, W)``; ``p``: the fields ``op`` reads, each with leading dim ``N``."""
-        c = self.constants
-        if op == "color":
-            return apply_color(x, p["brightness"], p["saturation"], p["contrast"])
-        if op == "crop":
-            return apply_crop(x, p["crop"])
-        if op == "cutout":
-            return apply_cutout(x, p["cutout"], cutout_size((x.shape[2], x.shape[3]), c))
-        if op == "flip":
-            return apply_flip(x, p["flip"], c.prob_flip)
-        if op == "scale":
-            return apply_scale(x, p["scale"], self.align_corners)
-        if op == "rotate":
-            return apply_rotate(x, p["rotate"], self.align_corners)
-        raise ValueError(f"unknown DSA op {op!r}; allowed ops: {', '.join(STRATEGY_OPS)}")
+        """``x``: ``(N, C, H, W)``; ``p``: the fields ``op`` reads, each with leading dim ``N`` (dispatch via OPS)."""
+        return OPS[op].fn(x, p, self.constants, self.align_corners)
 
     @staticmethod
     def _per_image_fields(
@@ -492,7 +289,7 @@ class DSA:
     ) -> dict[str, Tensor]:
         """The fields ``op`` reads, restricted to ``groups`` (all if ``None``), repeated ``k`` times, on ``device``."""
         out = {}
-        for name in _OP_FIELDS[op]:
+        for name in OPS[op].fields:
             t = getattr(params, name)
             if groups is not None:
                 t = t[groups.to(t.device)]
@@ -505,6 +302,10 @@ class DSA:
 
         Ops are applied per op type (at most ``len(self.ops)`` batched calls, no loop over groups); the result is
         differentiable w.r.t. ``x``. Params are moved to ``x.device`` (only the fields the chosen ops read).
+
+        Host cost: the op choice ``params.ops`` is read on the host once per call (one small ``unique``). Params
+        sampled from a CPU generator (as everywhere in lightning_dd) make that read free of device syncs; params
+        living on an accelerator cost one device-to-host copy of ``ops`` (``G`` integers) per call.
 
         Args:
             x: ``(B, C, H, W)`` normalised images, ``B = G * k``, each group's ``k`` images contiguous.
@@ -532,10 +333,10 @@ class DSA:
         if g == 0 or b % g != 0:
             raise ValueError(f"batch size {b} is not a multiple of the number of parameter groups {g}")
         k = b // g
-        op_idx = params.ops.cpu()
-        if bool(((op_idx < 0) | (op_idx >= len(self.ops))).any()):
-            raise ValueError(f"params.ops must index into {self.ops}, got values {op_idx.unique().tolist()}")
-        present = op_idx.unique().tolist()
+        op_idx = params.ops.cpu()  # a no-op for CPU-sampled params
+        present: list[int] = op_idx.unique().tolist()  # sorted
+        if present[0] < 0 or present[-1] >= len(self.ops):
+            raise ValueError(f"params.ops must index into {self.ops}, got values {present}")
 
         if len(present) == 1:  # the common case: siamese (G=1) and shared-op student batches
             op = self.ops[present[0]]

@@ -13,26 +13,32 @@ import statistics
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from lightning_dd.augment import DSA
+from lightning_dd.training import TrainRecipe, classification_loss
+
+DEFAULT_STUDENT_EPOCHS = 1000
+"""The published protocol's student epochs (``epoch_eval_train = 1000``); reduced CPU runs pass 300 explicitly."""
 
 
 @dataclass(frozen=True)
 class StudentRecipe:
-    """How a student is trained on a distilled set.
+    """How a student is trained on a distilled set (a :class:`~lightning_dd.training.TrainRecipe` with the
+    protocol's schedule: one decay at ``epochs // 2``).
 
     Attributes:
-        epochs: passes over the distilled set.
+        epochs: passes over the distilled set (default: the published 1000).
         lr: initial learning rate (a learned lr from the artifact overrides it when ``use_learned_lr``).
         momentum, weight_decay: SGD settings.
         batch_size: training batch size.
         lr_decay_factor: multiplier applied once, after ``epochs // 2`` epochs.
-        dsa_strategy: per-sample DSA strategy at train time (``"none"`` disables augmentation).
+        dsa_strategy: per-sample DSA strategy at train time (``"none"`` = the identity DSA, no augmentation).
         use_learned_lr: use the artifact's learned lr (MTT) instead of ``lr`` when present.
     """
 
-    epochs: int = 300
+    epochs: int = DEFAULT_STUDENT_EPOCHS
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -46,29 +52,39 @@ class StudentRecipe:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        self.train_recipe()  # validates the remaining fields (lr, momentum, strategy, ...) with clear messages
 
     @property
     def decay_epoch(self) -> int:
         """The epoch (0-based) from which the decayed learning rate is used."""
         return self.epochs // 2
 
-    def optimizer(self, params: list[nn.Parameter] | object, lr: float | None = None) -> torch.optim.SGD:
-        return torch.optim.SGD(params, lr=self.lr if lr is None else lr, momentum=self.momentum,
-                               weight_decay=self.weight_decay)
+    def train_recipe(self, lr: float | None = None) -> TrainRecipe:
+        """The equivalent :class:`~lightning_dd.training.TrainRecipe` (``lr`` overrides :attr:`lr`)."""
+        return TrainRecipe(epochs=self.epochs, lr=self.lr if lr is None else lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, batch_size=self.batch_size,
+                           lr_milestones=(self.decay_epoch,), lr_decay_factor=self.lr_decay_factor,
+                           dsa_strategy=self.dsa_strategy)
+
+    def optimizer(self, params: ParamsT, lr: float | None = None) -> torch.optim.SGD:
+        """``SGD(lr, momentum, weight_decay)``; ``lr`` overrides :attr:`lr` when given."""
+        return self.train_recipe().optimizer(params, lr=lr)
 
     def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.MultiStepLR:
         """Per-epoch schedule: x ``lr_decay_factor`` at :attr:`decay_epoch`."""
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [self.decay_epoch], gamma=self.lr_decay_factor)
+        scheduler = self.train_recipe().scheduler(optimizer)
+        assert scheduler is not None  # one milestone, always
+        return scheduler
 
-    def augmenter(self) -> DSA | None:
-        return None if self.dsa_strategy in ("", "none") else DSA(self.dsa_strategy)
+    def augmenter(self) -> DSA:
+        """The per-sample DSA of the protocol; the identity :meth:`DSA.identity` for ``"none"`` (never ``None``)."""
+        return self.train_recipe().augmenter()
 
 
 def student_loss(logits: Tensor, labels: Tensor, soft_targets: Tensor | None = None) -> Tensor:
-    """Cross-entropy with hard labels, or with the softmax of soft-label logits when given."""
-    if soft_targets is None:
-        return nn.functional.cross_entropy(logits, labels)
-    return nn.functional.cross_entropy(logits, soft_targets.softmax(dim=1))
+    """Cross-entropy with hard labels, or with the softmax of soft-label logits when given
+    (:func:`~lightning_dd.training.classification_loss`)."""
+    return classification_loss(logits, labels, soft_targets)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

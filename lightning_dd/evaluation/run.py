@@ -10,7 +10,7 @@ import lightning as L
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.distilled import DistilledDataModule
-from lightning_dd.evaluation.protocol import mean_std
+from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, mean_std
 from lightning_dd.evaluation.student import StudentClassifier
 from lightning_dd.networks import create_network
 
@@ -20,7 +20,7 @@ def evaluate_artifact(
     root: str | None = None,
     models: Sequence[str] = ("convnet",),
     runs: int = 5,
-    epochs: int = 300,
+    epochs: int = DEFAULT_STUDENT_EPOCHS,
     seed: int = 0,
     batch_size: int = 256,
     download: bool = False,

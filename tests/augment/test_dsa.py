@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lightning_dd.augment import DSA, STRATEGY_OPS, DSAConstants, DSAParams, parse_strategy
+from lightning_dd.augment import DSA, OPS, STRATEGY_OPS, DSAConstants, DSAParams, ops, parse_strategy
 
 FULL = "color_crop_cutout_flip_scale_rotate"
 SIZE = (32, 32)
@@ -102,6 +102,7 @@ def test_strategy_parsing() -> None:
 
 
 def test_identity_strategy() -> None:
+    assert DSA.identity().is_identity and DSA.identity().ops == ()
     dsa = DSA("none")
     x = images(4)
     state = torch.get_rng_state()
@@ -496,3 +497,25 @@ def test_validation_errors() -> None:
     with pytest.raises(ValueError, match="index into"):
         dsa.apply(images(3), replace(p, ops=torch.tensor([0, 6, 1])))
     assert dsa.apply(images(0), p).shape[0] == 0
+
+
+def test_one_op_table_drives_strategy_fields_and_dispatch() -> None:
+    assert tuple(OPS) == STRATEGY_OPS == ("color", "crop", "cutout", "flip", "scale", "rotate")
+    param_fields = {f for f in DSAParams.__dataclass_fields__ if f not in ("ops", "op_names", "image_size")}
+    assert {f for op in OPS.values() for f in op.fields} == param_fields  # every parameter is read by one op
+    x = images(4)
+    p = DSA().sample(4, gen(3), image_size=SIZE)
+    c = DSAConstants()
+    direct = {
+        "color": ops.apply_color(x, p.brightness, p.saturation, p.contrast),
+        "crop": ops.apply_crop(x, p.crop),
+        "cutout": ops.apply_cutout(x, p.cutout, ops.cutout_size(SIZE, c)),
+        "flip": ops.apply_flip(x, p.flip, c.prob_flip),
+        "scale": ops.apply_scale(x, p.scale, False),
+        "rotate": ops.apply_rotate(x, p.rotate, False),
+    }
+    for name, expected in direct.items():
+        assert torch.equal(DSA().apply_op(name, x, p), expected), name
+        assert torch.equal(OPS[name].fn(x, {f: getattr(p, f) for f in OPS[name].fields}, c, False), expected)
+    with pytest.raises(ValueError, match="unknown DSA op 'blur'"):
+        DSA().apply_op("blur", x, p)

@@ -101,7 +101,12 @@ def test_recipe_validates_and_decays_at_half() -> None:
         optimizer.step()
         scheduler.step()
     assert lrs == pytest.approx([0.5] * 3 + [0.05] * 4)
-    assert StudentRecipe(dsa_strategy="none").augmenter() is None
+    identity = StudentRecipe(dsa_strategy="none").augmenter()
+    assert identity.is_identity  # "no augmentation" is the identity DSA, never None
+    assert not StudentRecipe().augmenter().is_identity
+    assert StudentRecipe().epochs == 1000  # the published protocol; reduced runs pass 300 explicitly
+    with pytest.raises(ValueError, match="unknown DSA op 'nope'"):
+        StudentRecipe(dsa_strategy="color_nope")
 
 
 def test_unknown_network_fails(digits_ipc10: DistilledSet, digits_test) -> None:
