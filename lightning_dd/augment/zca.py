@@ -220,7 +220,10 @@ class ZCA:
     # ------------------------------------------------------------------ the transform
 
     def matrices(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[Tensor, ...]:
-        """``(mean (1, D), T (D, D), T_inv (D, D))`` on ``device`` in ``dtype``, computed in float64, cached."""
+        """``(mean (1, D), T (D, D), T_inv (D, D))`` on ``device`` in ``dtype``, computed in float64, cached.
+
+        ``T = U diag((S + eps)^-1/2) U^T`` and ``T_inv = T^-1`` (mathematically ``U diag((S + eps)^1/2) U^T``).
+        """
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -231,7 +234,9 @@ class ZCA:
             s = self.eigenvalues.to(work, torch.float64) + self.eps
             with torch.autocast(work.type, enabled=False):
                 t = (u * s.rsqrt()) @ u.T
-                t_inv = (u * s.sqrt()) @ u.T
+                # = U diag(sqrt(S + eps)) U^T for an orthonormal U; inverting T instead keeps inverse(transform(x))
+                # == x to float64 rounding although U was stored in float32 (orthonormal only to ~1e-7)
+                t_inv = torch.linalg.inv(t)
             mean = self.mean.to(work, torch.float64).reshape(1, -1)
             self._cache[key] = (mean.to(device, dtype), t.to(device, dtype), t_inv.to(device, dtype))
         return self._cache[key]
