@@ -1,6 +1,11 @@
-"""Datasets for distillation: registry of shapes/statistics, on-disk readers, class-balanced sampling, DataModules."""
+"""Datasets for distillation: one spec per dataset, the registry over them, class-balanced sampling, DataModules.
+
+Layers (imports point down only): ``types`` <- ``cache`` / ``decode`` / ``image_folder`` <- ``datasets/*`` <-
+``registry`` <- ``real`` / ``distilled``; ``protocol`` (what methods need from the data side) builds on ``types``.
+"""
 
 from lightning_dd.data.distilled import DistilledDataModule
+from lightning_dd.data.protocol import RealDataSource, random_real_subset
 from lightning_dd.data.real import RealDataModule
 from lightning_dd.data.registry import (
     DATASET_NAMES,
@@ -21,7 +26,9 @@ __all__ = [
     "DistilledDataModule",
     "LabeledImages",
     "RealDataModule",
+    "RealDataSource",
     "dataset_info",
     "load_split",
     "normalize",
+    "random_real_subset",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,15 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from lightning_dd.data.readers import download as download_dataset
+from lightning_dd.data.loaders import (
+    Batch,
+    ResumingBatchSampler,
+    TensorPairDataset,
+    TrainDataLoader,
+    passthrough_collate,
+)
 from lightning_dd.data.registry import (
     EMBEDDED_DATASETS,
     DatasetInfo,
@@ -23,98 +28,10 @@ from lightning_dd.data.registry import (
     normalize,
     require_root,
 )
-from lightning_dd.data.samplers import ClassBalancedBatchSampler
+from lightning_dd.data.registry import download as download_dataset
 from lightning_dd.data.store import ClassIndexedImages
 
 __all__ = ["RealDataModule"]
-
-Batch = tuple[Tensor, Tensor]
-
-
-class _TensorPairDataset(Dataset[Batch]):
-    """``(images[i], labels[i])``; ``__getitems__`` gathers a whole batch with one tensor index."""
-
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def __getitem__(self, index: int) -> Batch:
-        return self.images[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        idx = torch.as_tensor(indices, dtype=torch.int64)
-        return self.images[idx], self.labels[idx]
-
-
-def passthrough_collate(batch: Batch) -> Batch:
-    """Collate function for datasets whose ``__getitems__`` already returns the batch."""
-    return batch
-
-
-class _LazyIterator(Iterator[Batch]):
-    """Creates the DataLoader iterator on the first ``next``.
-
-    Lightning creates the train iterator before it calls ``set_epoch`` for a resumed epoch; with ``num_workers > 0``
-    PyTorch draws sampler indices as soon as the iterator exists, so creation is delayed to the first batch.
-    """
-
-    def __init__(self, loader: DataLoader) -> None:
-        self._loader = loader
-        self._it: Iterator[Batch] | None = None
-
-    def __next__(self) -> Batch:
-        if self._it is None:
-            self._it = DataLoader.__iter__(self._loader)
-        return next(self._it)
-
-
-class _TrainDataLoader(DataLoader):
-    """Reports the full epoch length whatever the sampler skips, as Lightning expects of a resumed loader.
-
-    On a mid-epoch resume Lightning restores its batch counter to the consumed count ``n`` and stops the epoch when
-    the counter reaches ``len(dataloader)``; the sampler then yields the remaining ``num_batches - n`` batches.
-    """
-
-    def __len__(self) -> int:
-        sampler = self.batch_sampler
-        assert isinstance(sampler, ClassBalancedBatchSampler)
-        return sampler.num_batches
-
-    def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
-        return _LazyIterator(self)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Empty: the position is saved by :meth:`RealDataModule.state_dict`.
-
-        Defining ``state_dict``/``load_state_dict`` tells Lightning the loader is resumable (it is, through the
-        DataModule), which avoids its "dataloader is not resumable" warning on mid-epoch resumes.
-        """
-        return {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Nothing to do: :meth:`RealDataModule.load_state_dict` restored the position already."""
-
-
-class _ResumingBatchSampler(ClassBalancedBatchSampler):
-    """A :class:`ClassBalancedBatchSampler` that skips ``n`` batches when (re)set to the epoch of a restored state."""
-
-    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._resume = resume
-        if resume is not None:
-            self.set_epoch(resume[0])
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if self._resume is not None:
-            resume_epoch, consumed = self._resume
-            if epoch == resume_epoch:
-                self.skip(min(consumed, self.num_batches))
-            else:
-                self._resume = None
 
 
 class RealDataModule(pl.LightningDataModule):
@@ -132,6 +49,14 @@ class RealDataModule(pl.LightningDataModule):
     (counted in :meth:`on_after_batch_transfer`, i.e. batches that reached ``training_step``, not batches Lightning
     prefetched); after :meth:`load_state_dict`, the train loader skips that many batches of that epoch, so a run
     resumed from a mid-epoch checkpoint sees the same batches as an uninterrupted one.
+
+    I/O is explicit. The constructor reads the dataset's description (:meth:`describe`): no I/O for the fixed
+    datasets, ``wnids.txt`` (or the ``train/`` folder names) for ``tiny_imagenet`` (downloading it first when
+    ``download=True`` and it is missing), a scan of ``root/train`` for ``image_folder`` (plus a decode and statistics
+    the first time a folder state is seen). So :attr:`info`, :attr:`num_classes`, :attr:`image_shape`, ... are in
+    memory right after construction (the CLI links them to the model then). The splits are read by
+    :meth:`load_train` / :meth:`test_split` (both called by :meth:`setup`, both read once); :attr:`store` and
+    :attr:`per_class` only return what :meth:`load_train` loaded.
 
     Args:
         dataset: registered dataset name (see :data:`~lightning_dd.data.registry.DATASET_NAMES`).
@@ -176,7 +101,6 @@ class RealDataModule(pl.LightningDataModule):
         self.iterations_per_epoch = iterations_per_epoch
         self.test_batch_size = test_batch_size
         self.num_workers = num_workers
-        self._info: DatasetInfo | None = None
         self._store: ClassIndexedImages | None = None
         self._test: LabeledImages | None = None
         self._per_class: int | None = None
@@ -185,20 +109,28 @@ class RealDataModule(pl.LightningDataModule):
         self._epoch = 0
         self._consumed = 0
         self._resume: tuple[int, int] | None = None
+        self._info: DatasetInfo = self.describe()
 
     # ------------------------------------------------------------------------------------------------ description
 
+    def describe(self) -> DatasetInfo:
+        """Read the dataset's :class:`DatasetInfo` from the registry (and the files, for file-described datasets).
+
+        No I/O for the fixed datasets. ``tiny_imagenet``: class names from ``wnids.txt`` (or the ``train/`` folders
+        of an image-folder copy), downloading the dataset first when ``download=True`` and it is missing (the CLI
+        reads ``num_classes`` before ``prepare_data`` runs). ``image_folder``: a scan of ``root/train`` (channels,
+        size and statistics; cached on disk). Called by the constructor, whose result :attr:`info` returns.
+
+        Raises:
+            FileNotFoundError: ``tiny_imagenet`` / ``image_folder`` files not found under ``root``.
+        """
+        if self.download and self.dataset == "tiny_imagenet" and self.root is not None:
+            download_dataset(self.dataset, self.root)
+        return dataset_info(self.dataset, self.root)
+
     @property
     def info(self) -> DatasetInfo:
-        """:class:`DatasetInfo` of the dataset (no image data is read, except ``image_folder``'s statistics).
-
-        ``tiny_imagenet``'s class names come from its ``wnids.txt``, so with ``download=True`` this downloads the
-        dataset first when it is missing (the CLI reads ``num_classes`` before ``prepare_data`` runs).
-        """
-        if self._info is None:
-            if self.download and self.dataset == "tiny_imagenet" and self.root is not None:
-                download_dataset(self.dataset, self.root)
-            self._info = dataset_info(self.dataset, self.root)
+        """:class:`DatasetInfo` of the dataset, read by the constructor (:meth:`describe`); in memory, no I/O."""
         return self._info
 
     @property
@@ -230,14 +162,20 @@ class RealDataModule(pl.LightningDataModule):
             download_dataset(self.dataset, self.root)
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the train split into :attr:`store` (for ``fit`` / ``None``) and the test split (all stages); once."""
+        """Load the train split (:meth:`load_train`, for ``fit`` / ``None``) and the test split (all stages); once."""
         if stage in (None, "fit"):
-            _ = self.store
-        _ = self.test_split()
+            self.load_train()
+        self.test_split()
 
-    @property
-    def store(self) -> ClassIndexedImages:
-        """The train split as :class:`ClassIndexedImages` (loaded on first use)."""
+    def load_train(self) -> ClassIndexedImages:
+        """Read the train split into :attr:`store` (first call only) and return it.
+
+        Also fixes :attr:`per_class` = ``min(batch_real, smallest class size)``, warning when it caps ``batch_real``.
+
+        Raises:
+            ValueError: a class has no train images, or the images do not have the dataset's ``(C, H, W)``.
+            FileNotFoundError: the split is not found under ``root`` (the message lists the layouts searched).
+        """
         if self._store is None:
             split = load_split(self.dataset, self.root, train=True, download=self.download)
             self._check_split(split, "train")
@@ -257,11 +195,24 @@ class RealDataModule(pl.LightningDataModule):
             self._store = store
         return self._store
 
+    def _not_loaded(self, name: str) -> RuntimeError:
+        return RuntimeError(
+            f"RealDataModule.{name}: the {self.dataset!r} train split is not loaded yet; call load_train() (or "
+            "setup('fit')) first"
+        )
+
+    @property
+    def store(self) -> ClassIndexedImages:
+        """The train split as :class:`ClassIndexedImages`, as loaded by :meth:`load_train` (``RuntimeError`` before)."""
+        if self._store is None:
+            raise self._not_loaded("store")
+        return self._store
+
     @property
     def per_class(self) -> int:
-        """Real images per class per train batch: ``min(batch_real, smallest class size)``."""
-        _ = self.store
-        assert self._per_class is not None
+        """Real images per class per train batch: ``min(batch_real, smallest class size)``; after :meth:`load_train`."""
+        if self._per_class is None:
+            raise self._not_loaded("per_class")
         return self._per_class
 
     def test_split(self) -> LabeledImages:
@@ -282,14 +233,14 @@ class RealDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Class-balanced batches: ``uint8 (num_classes * per_class, C, H, W)`` class-sorted, ``int64`` labels."""
-        store = self.store
+        store = self.load_train()
         rank = world_size = None
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
         if self._resume is None:
             self._epoch = self.trainer.current_epoch if self.trainer is not None else 0
             self._consumed = 0
-        sampler = _ResumingBatchSampler(
+        sampler = ResumingBatchSampler(
             store.indices_by_class,
             self.per_class,
             self.iterations_per_epoch,
@@ -298,8 +249,8 @@ class RealDataModule(pl.LightningDataModule):
             world_size=world_size,
             resume=self._resume,
         )
-        return _TrainDataLoader(
-            _TensorPairDataset(store.images, store.labels),
+        return TrainDataLoader(
+            TensorPairDataset(store.images, store.labels),
             batch_sampler=sampler,
             collate_fn=passthrough_collate,
             num_workers=self.num_workers,
@@ -313,7 +264,7 @@ class RealDataModule(pl.LightningDataModule):
         """
         split = self.test_split()
         return DataLoader(
-            _TensorPairDataset(split.images, split.labels),
+            TensorPairDataset(split.images, split.labels),
             batch_size=self.test_batch_size,
             shuffle=False,
             collate_fn=passthrough_collate,
@@ -346,8 +297,11 @@ class RealDataModule(pl.LightningDataModule):
         return self.normalize(images), labels
 
     def real_images(self, class_index: int, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` distinct random train images of one class, normalized ``float32 (n, C, H, W)`` on the CPU."""
-        return self.normalize(self.store.sample(class_index, n, generator))
+        """``n`` distinct random train images of one class, normalized ``float32 (n, C, H, W)`` on the CPU.
+
+        Reads the train split first if it is not loaded yet (:meth:`load_train`).
+        """
+        return self.normalize(self.load_train().sample(class_index, n, generator))
 
     # ------------------------------------------------------------------------------------------------ state
 

@@ -11,8 +11,8 @@ import torch
 import torchvision.datasets as tvd
 from PIL import Image
 
-from lightning_dd.data import RealDataModule, dataset_info, load_split, readers
-from lightning_dd.data.readers import read_image_folder
+from lightning_dd.data import RealDataModule, dataset_info, decode, image_folder, load_split, registry
+from lightning_dd.data.image_folder import read_image_folder
 from tests.fixtures import (
     TINY_WNIDS,
     write_cifar10,
@@ -215,7 +215,7 @@ def test_image_folder_statistics_cached_on_disk(tmp_path: Path, _isolated_tensor
     write_image_folder(tmp_path, ["a", "b"], size=(4, 4))
     info = dataset_info("image_folder", tmp_path)
     assert len(list(_isolated_tensor_cache.glob("*.info.json"))) == 1
-    readers._IMAGE_FOLDER_INFO.clear()  # a new process: only the on-disk cache is left
+    image_folder._IMAGE_FOLDER_INFO.clear()  # a new process: only the on-disk cache is left
     for cached in _isolated_tensor_cache.glob("*.pt"):
         cached.unlink()
     assert dataset_info("image_folder", tmp_path) == info
@@ -226,18 +226,18 @@ def test_pil_fallback_matches_torchvision_decoders(tmp_path: Path, monkeypatch: 
     write_image_folder(tmp_path / "png", ["a", "b"], size=(9, 7))
     write_image_folder(tmp_path / "jpg", ["a", "b"], size=(9, 7), ext=".jpg")
     paths = [*sorted((tmp_path / "png").rglob("*.png")), *sorted((tmp_path / "jpg").rglob("*.jpg"))]
-    fast = readers.decode_images(paths, 3)
-    monkeypatch.setattr(readers, "_torchvision_decoders", lambda: None)  # as if torchvision dropped image decoding
-    slow = readers.decode_images(paths, 3)
+    fast = decode.decode_images(paths, 3)
+    monkeypatch.setattr(decode, "_torchvision_decoders", lambda: None)  # as if torchvision dropped image decoding
+    slow = decode.decode_images(paths, 3)
     assert fast.shape == slow.shape == (len(paths), 3, 9, 7)
     assert torch.equal(fast[:6], slow[:6])  # PNG: identical
     assert (fast[6:].int() - slow[6:].int()).abs().max() <= 2  # JPEG: libjpeg IDCT/upsampling may differ by a bit
-    gray = readers.decode_images(paths[:2], 1)
+    gray = decode.decode_images(paths[:2], 1)
     assert gray.shape == (2, 1, 9, 7)
 
 
 def test_download_is_a_no_op_when_files_exist(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
-    readers.download("cifar10", tmp_path)  # no network access needed: the files are there
+    registry.download("cifar10", tmp_path)  # no network access needed: the files are there
     RealDataModule("cifar10", root=str(tmp_path), download=True).prepare_data()
-    readers.download("digits", tmp_path)
+    registry.download("digits", tmp_path)

@@ -1,0 +1,37 @@
+"""What a distillation method needs from the data side, and the ``init="real"`` draw built on it."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from lightning_dd.data.types import DatasetInfo
+from lightning_dd.seeding import STREAM_INIT, make_generator
+
+__all__ = ["RealDataSource", "random_real_subset"]
+
+
+@runtime_checkable
+class RealDataSource(Protocol):
+    """What a method needs from the data side (:class:`~lightning_dd.data.real.RealDataModule` provides it).
+
+    ``info`` must be in memory (a plain attribute or property, no I/O); ``real_images`` returns ``n`` distinct random
+    train images of class ``class_index``, normalized ``float32 (n, C, H, W)``, drawn with ``generator``.
+    """
+
+    @property
+    def info(self) -> DatasetInfo: ...
+
+    def real_images(self, class_index: int, n: int, generator: torch.Generator) -> Tensor: ...
+
+
+def random_real_subset(source: RealDataSource, num_classes: int, ipc: int, seed: int) -> Tensor:
+    """``ipc`` distinct random real images of every class, class-sorted, ``(K*ipc, C, H, W)``, fixed by ``seed``.
+
+    This is the ``init="real"`` starting point of every method and the random baseline: one generator
+    ``make_generator(seed, STREAM_INIT)`` drives the draws of class 0, then class 1, and so on.
+    """
+    generator = make_generator(seed, STREAM_INIT)
+    return torch.cat([source.real_images(c, ipc, generator) for c in range(num_classes)])
