@@ -128,7 +128,7 @@ def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
     cfg = parser.parse_args(list(args))
     data = RealDataModule(cfg.data.dataset, root=cfg.data.root, download=cfg.data.download)
     data.prepare_data()
-    store = data.store
+    store = data.load_train()
     indices = torch.arange(store.labels.shape[0])
     if cfg.max_images_per_class is not None:
         if cfg.max_images_per_class < 1:
