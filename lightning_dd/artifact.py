@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from lightning_dd._atomic import atomic_torch_save
+from lightning_dd.synthetic import IMAGE_SPACES
 
 FORMAT = "lightning_dd.distilled_set"
 FORMAT_VERSION = 1
@@ -30,7 +31,8 @@ class DistilledSet:
     """A distilled (or selected) synthetic set with everything needed to use it.
 
     Attributes:
-        images: float32 ``(N, C, H, W)`` in ``space`` (``"normalized"``: ``(x - mean) / std`` of [0, 1] pixels).
+        images: float32 ``(N, C, H, W)`` training-ready (decoded) images in ``space`` (``"normalized"``:
+            ``(x - mean) / std`` of [0, 1] pixels; ``"pixels"``: [0, 1]; ``"zca"``: ZCA of [0, 1] pixels).
         labels: int64 ``(N,)`` hard labels.
         dataset: registry name of the real dataset (e.g. ``"cifar10"``).
         class_names: names of the classes, label order.
@@ -42,7 +44,8 @@ class DistilledSet:
         lr: optional learned student learning rate (float).
         space: ``"normalized"``, ``"pixels"`` or ``"zca"``.
         zca: optional ZCA state (tensors) for ``space == "zca"``.
-        factor: decode factor (IDC multi-formation / IDM partition); 1 = each stored image is one training image.
+        factor: decode factor of the method's stored images (IDC multi-formation / IDM partition; informational:
+            ``images`` are already decoded, ``ipc * factor**2`` per class).
         dsa_strategy: augmentation strategy the evaluation protocol uses for this dataset.
         hparams: method hyper-parameters (JSON-like values only).
         version: library version that wrote it.
@@ -81,6 +84,14 @@ class DistilledSet:
             )
         if self.soft_labels is not None and tuple(self.soft_labels.shape) != (n, k):
             raise ValueError(f"soft_labels must be ({n}, {k}), got {tuple(self.soft_labels.shape)}")
+        if self.space not in IMAGE_SPACES:
+            raise ValueError(f"space must be one of {IMAGE_SPACES}, got {self.space!r}: no evaluator can score "
+                             "images whose meaning is unknown")
+        if self.space == "zca" and not self.zca:
+            raise ValueError("a 'zca'-space set needs its ZCA state (zca=...): without it its test split cannot be "
+                             "whitened alike")
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
+            raise ValueError(f"factor must be an integer >= 1, got {self.factor!r}")
         if not self.version:
             from lightning_dd import __version__
 

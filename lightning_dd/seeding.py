@@ -10,11 +10,26 @@ import torch
 
 _MASK = (1 << 64) - 1
 
-# Purposes of the run's streams (stable numbers: changing them changes every result).
-STREAM_INIT = 1  # choice of the real images a synthetic set starts from
-STREAM_TRAIN = 2  # per-iteration randomness of a method (random networks, DSA parameters, proxy choice)
+# The one table of the purposes of a run's random streams. Stable numbers: changing one changes every result that
+# depends on it. A stream is ``make_generator(seed, STREAM_..., *more_keys)``; new purposes get a new number here.
+STREAM_INIT = 1  # choice of the real images a synthetic set starts from (and noise init)
+STREAM_TRAIN = 2  # per-iteration randomness of a method (random networks, DSA parameters)
 STREAM_EVAL = 3  # student initialisation, shuffling and augmentation in evaluation
-STREAM_SAMPLER = 4  # real-batch sampling
+STREAM_SAMPLER = 4  # real-batch sampling (keys: epoch, rank, batch)
+STREAM_PROXY_TRAIN = 11  # proxy pretraining: initialisation and shuffling of proxy k (key: k)
+STREAM_PROXY_CHOICE = 12  # which proxy a regularizer uses at each iteration
+STREAM_PRETRAIN_SUBSET = 13  # the seeded per-class subset `lightning-dd pretrain --max_images_per_class` trains on
+
+#: every stream purpose by name (a test checks the numbers are distinct)
+STREAMS: dict[str, int] = {
+    "init": STREAM_INIT,
+    "train": STREAM_TRAIN,
+    "eval": STREAM_EVAL,
+    "sampler": STREAM_SAMPLER,
+    "proxy_train": STREAM_PROXY_TRAIN,
+    "proxy_choice": STREAM_PROXY_CHOICE,
+    "pretrain_subset": STREAM_PRETRAIN_SUBSET,
+}
 
 
 def _splitmix64(x: int) -> int:

@@ -1,34 +1,44 @@
-"""Callbacks that attach a regularizer to whatever distillation module is being fitted, and own its λ schedule.
+"""One generic callback that attaches any regularizer to the module being fitted and owns its λ schedule.
 
-``--trainer.callbacks+=lightning_dd.callbacks.CMIRegularization --trainer.callbacks.pool pool.pt
---trainer.callbacks.weight 8000`` adds CMI to any method without touching its config; in Python,
-``Trainer(callbacks=[CMIRegularization(pool, weight=8000)])``. The result is identical to listing the same
-regularizer under the method's ``regularizers:``.
+``--trainer.callbacks+=lightning_dd.callbacks.RegularizerSchedule
+--trainer.callbacks.regularizer lightning_dd.regularizers.CMIRegularizer --trainer.callbacks.regularizer.pool pool.pt
+--trainer.callbacks.regularizer.weight 8000 --trainer.callbacks.warmup_iterations 500`` adds CMI (or any other
+:class:`~lightning_dd.regularizers.Regularizer`) to any method without touching its config; in Python,
+``Trainer(callbacks=[RegularizerSchedule(CMIRegularizer(pool, weight=8000))])``. With a constant λ the result is
+identical to listing the same regularizer under the method's ``regularizers:``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer, RegularizationMixin, Regularizer
+from lightning_dd.regularizers import RegularizationMixin, Regularizer
+
+__all__ = ["RegularizerSchedule"]
 
 
-class RegularizationCallback(Callback):
-    """Attach ``regularizer`` at ``setup`` and scale its weights each iteration.
+class RegularizerSchedule(Callback):
+    """Attach ``regularizer`` at ``setup`` and scale its weights at every iteration.
 
-    Schedule: λ_t = λ · min(1, (t + 1) / warmup_steps) (linear warm-up; ``warmup_steps=0`` = constant λ). The
-    regularizer's own ``every_n_steps`` skips the computation between active steps. Logs ``reg/scale/<name>``.
+    Schedule: λ_t = λ · min(1, (t + 1) / warmup_iterations) at iteration t (0-based; linear warm-up;
+    ``warmup_iterations=0`` = constant λ). Iterations, not optimizer steps, whatever the method's image steps per
+    iteration. The regularizer's own ``every_n_steps`` skips the computation between active iterations. Logs
+    ``reg/scale/<RegularizerClass>`` during the warm-up.
+
+    Args:
+        regularizer: any regularizer (``CMIRegularizer``, ``IIDRegularizer``, yours).
+        warmup_iterations: length of the linear warm-up of λ.
     """
 
-    def __init__(self, regularizer: Regularizer, warmup_steps: int = 0) -> None:
+    def __init__(self, regularizer: Regularizer, warmup_iterations: int = 0) -> None:
         super().__init__()
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if not isinstance(regularizer, Regularizer):
+            raise TypeError(f"regularizer must be a lightning_dd Regularizer, got {type(regularizer).__name__}")
+        if isinstance(warmup_iterations, bool) or warmup_iterations < 0:
+            raise ValueError(f"warmup_iterations must be an integer >= 0, got {warmup_iterations!r}")
         self.regularizer = regularizer
-        self.warmup_steps = warmup_steps
+        self.warmup_iterations = warmup_iterations
 
     @property
     def state_key(self) -> str:
@@ -42,47 +52,13 @@ class RegularizationCallback(Callback):
         if not any(reg is self.regularizer for reg in pl_module.regularizers):
             pl_module.attach_regularizer(self.regularizer)
 
-    def scale_at(self, step: int) -> float:
-        return 1.0 if self.warmup_steps == 0 else min(1.0, (step + 1) / self.warmup_steps)
+    def scale_at(self, iteration: int) -> float:
+        """The λ multiplier at (0-based) ``iteration``."""
+        return 1.0 if self.warmup_iterations == 0 else min(1.0, (iteration + 1) / self.warmup_iterations)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object,
                              batch_idx: int) -> None:
-        self.regularizer.scale = self.scale_at(trainer.global_step)
-        if self.warmup_steps:
+        iteration = int(getattr(pl_module, "iteration", trainer.global_step))
+        self.regularizer.scale = self.scale_at(iteration)
+        if self.warmup_iterations:
             pl_module.log(f"reg/scale/{type(self.regularizer).__name__}", self.regularizer.scale)
-
-
-class CMIRegularization(RegularizationCallback):
-    """Attach a :class:`~lightning_dd.regularizers.CMIRegularizer` (arguments as there) with an optional warm-up."""
-
-    def __init__(
-        self,
-        pool: str,
-        weight: float,
-        output: Literal["features", "logits"] = "features",
-        temperature: float = 1.0,
-        reduction: Literal["global", "per_class"] = "global",
-        augmented: bool = False,
-        every_n_steps: int = 1,
-        warmup_steps: int = 0,
-    ) -> None:
-        super().__init__(CMIRegularizer(pool, weight, output, temperature, reduction, augmented, every_n_steps),
-                         warmup_steps)
-
-
-class IIDRegularization(RegularizationCallback):
-    """Attach an :class:`~lightning_dd.regularizers.IIDRegularizer` (arguments as there) with an optional warm-up."""
-
-    def __init__(
-        self,
-        pool: str,
-        weight_cc: float = 0.05,
-        weight_cm: float = 0.01,
-        cc_form: Literal["squared", "exp"] = "squared",
-        beta: float = 0.0,
-        scale: float = 0.02,
-        every_n_steps: int = 1,
-        warmup_steps: int = 0,
-    ) -> None:
-        super().__init__(IIDRegularizer(pool, weight_cc, weight_cm, cc_form, beta, scale, every_n_steps),
-                         warmup_steps)

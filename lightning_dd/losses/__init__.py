@@ -1,6 +1,8 @@
-"""Regularisation losses as plain ``nn.Module``s / functions (no Lightning): CMI (CMIDD) and IID (L_CC, L_CM)."""
+"""Losses as plain ``nn.Module``s / functions (no Lightning): matching distances (DM, ...) and the regularisation
+losses CMI (CMIDD) and IID (L_CC, L_CM)."""
 
 from lightning_dd.losses.cmi import CMILoss, class_centroids, conditional_mutual_information
+from lightning_dd.losses.distribution import MatchedEmbeddings, class_chunks, distribution_matching
 from lightning_dd.losses.iid import (
     ClassCentralizationLoss,
     CovarianceMatchingLoss,
@@ -13,9 +15,12 @@ __all__ = [
     "CMILoss",
     "ClassCentralizationLoss",
     "CovarianceMatchingLoss",
+    "MatchedEmbeddings",
     "class_centralization",
     "class_centroids",
+    "class_chunks",
     "conditional_mutual_information",
     "covariance_matching",
+    "distribution_matching",
     "local_covariance",
 ]

@@ -1,84 +1,72 @@
-"""The shared base of every distillation method.
+"""The shared base of every distillation method: the iteration protocol.
 
-A :class:`DistillationModule` is a ``LightningModule`` whose parameters are the synthetic images. It owns the
-:class:`~lightning_dd.synthetic.SyntheticSet`, the image optimizer (built from an ``OptimizerCallable``), the
-run's random generators, initialisation (real images or noise), logging, image grids and the export of the
-:class:`~lightning_dd.artifact.DistilledSet` at the end of ``fit``. A method subclass implements :meth:`match`.
+A :class:`DistillationModule` is a ``LightningModule`` (manual optimisation) whose learnable parameters are the
+synthetic images. One ``training_step`` is one distillation **iteration**, which the method implements in
+:meth:`~DistillationModule.distill_step`; inside it the method calls :meth:`~DistillationModule.image_step` once per
+image-optimiser step it wants (DM: once; IDM/IDC: once per class; DC/DSA: once per outer step). The base owns what
+every method shares: the :class:`~lightning_dd.synthetic.SyntheticSet` (:meth:`configure_synthetic`), the image
+optimiser over :meth:`param_groups` (one ``OptimizerCallable``), the run's generator, initialisation, regularizers,
+the finite check, logging, and the export (the :class:`~lightning_dd.callbacks.export.ExportDistilledSet` callback
+it returns from ``configure_callbacks``).
 
-One ``training_step`` is one distillation iteration. Methods that step the image optimizer once per iteration
-(DM, DC/DSA outer steps, MTT) keep ``trainer.global_step == iteration``, so ``Trainer(max_steps=N)`` means
-``N`` iterations.
+Counting: :attr:`DistillationModule.iteration` is the number of completed iterations (Lightning's batch progress,
+checkpointed with the loop); ``trainer.global_step`` counts optimiser steps. For one-step methods they agree and
+``Trainer(max_steps=N)`` is ``N`` iterations; a method with ``k`` image steps per iteration states ``k``
+(:attr:`image_steps_per_iteration`) and needs ``max_steps = k * N``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import pickle
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from lightning_dd import __version__
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
-from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext
+from lightning_dd.callbacks.export import ExportDistilledSet
+from lightning_dd.data.protocol import RealDataSource, random_real_subset
+from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext, Views
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
-from lightning_dd.synthetic import SyntheticSet
+from lightning_dd.synthetic import IMAGE_SPACES, SyntheticSet
+
+__all__ = ["DistillationModule", "MatchingModule", "Views", "picklable_optimizer_factory"]
+
+INITS = ("real", "noise")
 
 
-@runtime_checkable
-class RealDataSource(Protocol):
-    """What a method needs from the data side (``RealDataModule`` provides it)."""
-
-    @property
-    def info(self) -> Any: ...
-
-    def real_images(self, class_index: int, n: int, generator: torch.Generator) -> Tensor: ...
-
-
-@dataclass
-class MatchResult:
-    """What :meth:`DistillationModule.match` returns: the matching loss and the views regularizers may use.
-
-    Attributes:
-        loss: scalar matching loss (to be minimised w.r.t. the synthetic images).
-        logs: extra scalars to log (name -> value), e.g. per-part losses.
-        views: named tensors of the iteration (augmented synthetic images, feature maps, ...) for regularizers.
-    """
-
-    loss: Tensor
-    logs: dict[str, Tensor] = field(default_factory=dict)
-    views: dict[str, Any] = field(default_factory=dict)
-
-
-class DistillationModule(RegularizationMixin, L.LightningModule):
-    """Base of every method: synthetic images as parameters, manual optimisation, one iteration per step.
+class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
+    """Base of every method: synthetic images as parameters, manual optimisation, one iteration per batch.
 
     Args:
         ipc: images per class (>= 1).
         num_classes: number of classes (linked from the data by the CLI).
         image_shape: ``(C, H, W)`` of the real images (linked from the data by the CLI).
         init: ``"real"`` (IPC random real images per class, drawn from the run seed) or ``"noise"`` (N(0, 1)).
-        optimizer: builds the image optimizer from the parameters (default SGD lr 1.0, momentum 0.5).
+        optimizer: builds the image optimiser from :meth:`param_groups` (default SGD lr 1.0, momentum 0.5).
         dsa_strategy: DSA strategy, ``"auto"`` = the dataset's default, ``"none"`` = no augmentation.
         seed: run seed; fixes the initial images and every random draw of the method.
-        artifact_path: where to write the distilled set at the end of ``fit`` (default:
+        space: what the image values mean, ``"normalized"``, ``"pixels"`` or ``"zca"`` (linked from
+            ``data.space`` by the CLI; must equal the data's).
+        artifact_path: where the export callback writes the distilled set at the end of ``fit`` (default:
             ``<log dir>/distilled.pt``); ``""`` disables the export.
-        image_grid_every_n_steps: save a PNG grid of the images every N iterations (0 = only at the end).
-        regularizers: plug-in regularizers (CMI, IID, ...) whose weighted terms are added to the matching loss.
+        image_grid_every_n_steps: also save a PNG grid of the images every N iterations (0 = only at the end).
+        regularizers: plug-in regularizers (CMI, IID, ...) whose weighted terms are added at every image step.
     """
 
     method_name: ClassVar[str] = "base"
-    #: whether the image optimizer is needed (the random baseline has nothing to optimise)
-    optimizes_images: ClassVar[bool] = True
+    #: image spaces the method can distil in
+    spaces: ClassVar[tuple[str, ...]] = IMAGE_SPACES
+    #: image-optimiser steps per iteration (``max_steps = image_steps_per_iteration * iterations``)
+    image_steps_per_iteration: int = 1
 
     def __init__(
         self,
@@ -89,32 +77,53 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
         optimizer: OptimizerCallable = lambda p: torch.optim.SGD(p, lr=1.0, momentum=0.5),
         dsa_strategy: str = "auto",
         seed: int = 0,
+        space: Literal["normalized", "pixels", "zca"] = "normalized",
         artifact_path: str | None = None,
         image_grid_every_n_steps: int = 0,
         regularizers: list[Regularizer] | None = None,
     ) -> None:
         super().__init__()
-        if init not in ("real", "noise"):
-            raise ValueError(f"init must be 'real' or 'noise', got {init!r}")
-        if image_grid_every_n_steps < 0:
-            raise ValueError(f"image_grid_every_n_steps must be >= 0, got {image_grid_every_n_steps}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if space not in self.spaces:
+            raise ValueError(f"{type(self).__name__} distils in the image spaces {self.spaces}, got space={space!r}")
+        if isinstance(image_grid_every_n_steps, bool) or image_grid_every_n_steps < 0:
+            raise ValueError(f"image_grid_every_n_steps must be an integer >= 0, got {image_grid_every_n_steps!r}")
+        DSA(None if dsa_strategy == "auto" else dsa_strategy)  # validates the strategy string now
+        # the subclass's own arguments are collected too (Lightning walks the __init__ frames)
         self.save_hyperparameters(ignore=["optimizer", "regularizers"])
-        # under LightningCLI, hparams are the subclass's own (given) init arguments only: a method that fixes some
-        # base arguments (RandomSelection: init, dsa_strategy) would lack them, so complete them from the base
-        base_args = {"ipc": ipc, "num_classes": num_classes, "image_shape": image_shape, "init": init,
-                     "dsa_strategy": dsa_strategy, "seed": seed, "artifact_path": artifact_path,
-                     "image_grid_every_n_steps": image_grid_every_n_steps}
-        for key, value in base_args.items():
-            self.hparams.setdefault(key, value)
         self.init_regularizers(regularizers)
         self.automatic_optimization = False
-        self.synthetic = SyntheticSet(num_classes, ipc, tuple(image_shape))
+        self.synthetic = self.configure_synthetic()
         self.optimizer_factory = picklable_optimizer_factory(optimizer)
         # every per-iteration random draw of the method comes from this generator (its state is checkpointed)
         self.generator = make_generator(seed, STREAM_TRAIN)
         self.data_meta: dict[str, Any] = {}
-        self.dsa: DSA | None = None
-        self.exported_path: Path | None = None
+        self.dsa = DSA(None)  # the dataset's strategy replaces the identity in setup
+        self._batch_checked = False
+        self._finite: Tensor | None = None  # on-device "every loss so far was finite" flag
+        self._iteration_loss: Tensor | None = None
+
+    # ------------------------------------------------------------------ what a method configures
+    def configure_synthetic(self) -> SyntheticSet:
+        """The synthetic set (shape known now, values filled in ``setup``); override for factorised sets."""
+        hp = self.hparams
+        return SyntheticSet(int(hp.num_classes), int(hp.ipc), tuple(hp.image_shape), space=hp.space)
+
+    def configure_method(self, data: RealDataSource) -> None:
+        """Build method-specific helpers (networks, buffers) from the data; runs after image initialisation."""
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The image optimiser's parameter groups: the learnable tensors of the synthetic set by default.
+
+        A method adds groups with their own options (MTT: ``{"params": [syn_lr], "lr": lr_lr}``).
+        """
+        params = [p for p in self.synthetic.parameters() if p.requires_grad]
+        return [{"params": params}] if params else []
+
+    @abstractmethod
+    def distill_step(self, batch: Any) -> None:
+        """One distillation iteration on ``batch`` (the class-balanced real batch); calls :meth:`image_step`."""
 
     # ------------------------------------------------------------------ properties
     @property
@@ -124,6 +133,16 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
     @property
     def num_classes(self) -> int:
         return self.synthetic.num_classes
+
+    @property
+    def iteration(self) -> int:
+        """Completed distillation iterations: the running iteration's 0-based index inside ``distill_step``, the
+        count including it in ``on_train_batch_end``. Lightning's batch progress (checkpointed), not ``global_step``.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
 
     # ------------------------------------------------------------------ setup / init
     def setup(self, stage: str) -> None:
@@ -143,18 +162,17 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
                 f"but dataset {info.name!r} has {info.num_classes} classes of shape {tuple(info.image_shape)}; "
                 "pass matching model.num_classes / model.image_shape (the CLI links them automatically)"
             )
-        self.data_meta = {
-            "dataset": info.name,
-            "class_names": list(info.class_names),
-            "mean": list(info.mean),
-            "std": list(info.std),
-            "dsa_strategy": info.dsa_strategy,
-        }
+        data_space = getattr(source, "space", "normalized")
+        if data_space != self.synthetic.space:
+            raise ValueError(f"the model distils in space {self.synthetic.space!r} but the data delivers "
+                             f"{data_space!r} images; pass the same data.space and model.space (the CLI links them)")
+        zca = source.zca_state() if data_space == "zca" and hasattr(source, "zca_state") else None
+        self.data_meta = {"dataset": info.name, "class_names": list(info.class_names), "mean": list(info.mean),
+                          "std": list(info.std), "dsa_strategy": info.dsa_strategy, "zca": zca}
         strategy = self.hparams.dsa_strategy
-        strategy = info.dsa_strategy if strategy == "auto" else strategy
-        self.dsa = None if strategy in ("", "none", None) else DSA(strategy)
+        self.dsa = DSA(info.dsa_strategy if strategy == "auto" else strategy)
         self.initialize_images(source)
-        self.setup_method(source)
+        self.configure_method(source)
 
     def initialize_images(self, source: RealDataSource) -> None:
         """Fill the synthetic images according to ``init`` (overridden by methods with their own init)."""
@@ -164,96 +182,101 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
         images = random_real_subset(source, self.num_classes, self.ipc, self.hparams.seed)
         self.synthetic.fill_(images.to(self.synthetic.images))
 
-    def setup_method(self, source: RealDataSource) -> None:
-        """Hook for method-specific state built from the data (networks, buffers); runs after initialisation."""
-
     def configure_optimizers(self) -> Any:
-        if not self.optimizes_images:
-            return None
-        return self.optimizer_factory(self.image_parameters())
+        groups = self.param_groups()
+        return self.optimizer_factory(groups) if groups else None
 
-    def image_parameters(self) -> list[torch.nn.Parameter]:
-        """The learnable tensors of the synthetic set (images, and lr / soft labels when learnable)."""
-        return [p for p in self.synthetic.parameters() if p.requires_grad]
+    def configure_callbacks(self) -> list[Callback]:
+        """The export callback (artifact + image grids), unless the Trainer already has one of its own."""
+        if any(isinstance(cb, ExportDistilledSet) for cb in self.trainer.callbacks):
+            return []
+        hp = self.hparams
+        return [ExportDistilledSet(path=hp.artifact_path, grid_every_n_iterations=hp.image_grid_every_n_steps)]
 
     # ------------------------------------------------------------------ the iteration
-    def match(self, real: Tensor) -> MatchResult:
-        """The method's matching loss for one iteration.
-
-        Args:
-            real: normalised real images of every class, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement match()")
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> None:
         start = time.perf_counter()
-        real = self.real_by_class(batch)
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        result = self.match(real)
-        loss = result.loss
+        self._iteration_loss = None
+        self.distill_step(batch)
+        if self._iteration_loss is not None:
+            self.log("train/loss", self._iteration_loss, prog_bar=True)
+        self.log("train/iteration_seconds", time.perf_counter() - start)
+        interval = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1))
+        if (self.iteration + 1) % interval == 0:
+            self.assert_finite()
+
+    def image_step(self, loss: Tensor, views: Views | None = None) -> Tensor:
+        """One image-optimiser step on ``loss`` plus the regularizers' terms; returns the total, detached.
+
+        Callable several times per iteration. ``views`` tells the regularizers what the step used (its synthetic
+        images and labels when not the whole set, augmented images, feature maps).
+        """
+        views = views or Views()
         if len(self.regularizers):
-            reg_loss, reg_logs = self.regularize(self.regularizer_context(real, result))
+            reg_loss, reg_logs = self.regularize(self.regularizer_context(views))
             loss = loss + reg_loss
             for name, value in reg_logs.items():
                 self.log(f"reg/{name}", value)
-        self.check_finite(loss)
+        self._track_finite(loss)
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()
-        self.log("train/loss", loss.detach(), prog_bar=True)
-        self.log("train/iteration_seconds", time.perf_counter() - start)
-        for name, value in result.logs.items():
+        total = loss.detach()
+        self._iteration_loss = total if self._iteration_loss is None else self._iteration_loss + total
+        for name, value in views.logs.items():
             self.log(f"train/{name}", value)
-        self.maybe_save_image_grid()
-        return loss.detach()
+        return total
 
-    def regularizer_context(self, real: Tensor, result: MatchResult) -> RegularizerContext:
-        """The context handed to regularizers: current images, labels, description, and the match's views."""
+    def regularizer_context(self, views: Views) -> RegularizerContext:
+        """The context handed to regularizers: the step's images (default the decoded set), description, views."""
         meta = self.data_meta
-        views = result.views
+        if views.synthetic is None:
+            synthetic, labels = self.synthetic.decode()
+        else:
+            synthetic, labels = views.synthetic, views.labels
+        assert labels is not None
         return RegularizerContext(
-            synthetic=self.synthetic.images,
-            labels=self.synthetic.labels,
+            synthetic=synthetic,
+            labels=labels,
             num_classes=self.num_classes,
             space=self.synthetic.space,
             mean=tuple(meta["mean"]),
             std=tuple(meta["std"]),
             dataset=meta["dataset"],
             image_shape=tuple(self.synthetic.image_shape),
-            step=self.global_step,
+            iteration=self.iteration,
             seed=int(self.hparams.seed),
-            augmented=views.get("augmented"),
-            syn_feature_maps=views.get("syn_feature_maps"),
-            real_feature_maps=views.get("real_feature_maps"),
-            real_labels=views.get("real_labels"),
+            augmented=views.augmented,
+            syn_feature_maps=views.syn_feature_maps,
+            real_feature_maps=views.real_feature_maps,
+            real_labels=views.real_labels,
         )
 
-    def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)`` after checking its labels."""
-        images, labels = batch
-        per_class = images.shape[0] // self.num_classes
-        expected = torch.arange(self.num_classes, device=labels.device).repeat_interleave(per_class)
-        if per_class < 1 or images.shape[0] != per_class * self.num_classes or not torch.equal(labels, expected):
-            raise ValueError(
-                "the real batch must hold the same number of images of every class, sorted by class "
-                "(use RealDataModule / ClassBalancedBatchSampler)"
-            )
-        return images.view(self.num_classes, per_class, *images.shape[1:])
+    def _track_finite(self, loss: Tensor) -> None:
+        """Before the step: on the CPU raise at once (no sync cost); elsewhere fold into an on-device flag."""
+        finite = torch.isfinite(loss.detach())
+        self._finite = finite if self._finite is None else self._finite & finite
+        if loss.device.type == "cpu":
+            self.assert_finite()
 
-    def check_finite(self, loss: Tensor) -> None:
-        """Stop with a clear error instead of writing NaN images."""
-        value = float(loss.detach())
-        if not math.isfinite(value):
+    def assert_finite(self) -> None:
+        """Raise (with advice) if a loss since the start was NaN/inf: no NaN images are ever exported.
+
+        On the CPU this runs every iteration; on accelerators every ``log_every_n_steps`` iterations and before the
+        export, so the check does not force a host synchronisation per step.
+        """
+        if self._finite is not None and not bool(self._finite):
             raise FloatingPointError(
-                f"{type(self).__name__}: the distillation loss is {value} at iteration {self.global_step}; "
-                "lower the image learning rate (model.optimizer.init_args.lr) or check the data normalisation"
+                f"{type(self).__name__}: the distillation loss became NaN or infinite at or before iteration "
+                f"{self.iteration}; lower the image learning rate (model.optimizer.init_args.lr) or check the data "
+                "normalisation"
             )
 
     # ------------------------------------------------------------------ pickling (ddp_spawn) and checkpoints
     def __getstate__(self) -> dict[str, Any]:
         # torch.Generator does not survive torch.multiprocessing's fd-sharing pickler: ship its state as bytes
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)
         state["generator"] = (str(self.generator.device), self.generator.get_state().numpy().tobytes())
         return state
 
@@ -280,26 +303,31 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
                 for reg, reg_state in zip(self.regularizers, saved, strict=True):
                     reg.load_checkpoint_state(reg_state)
 
-    # ------------------------------------------------------------------ export
+    # ------------------------------------------------------------------ the artifact
     def distilled_set(self) -> DistilledSet:
-        """A detached CPU snapshot of the current synthetic set with its description."""
+        """A detached CPU snapshot of the decoded (training-ready) synthetic set with its description."""
         if not self.data_meta:
             raise RuntimeError("the dataset description is unknown: call trainer.fit (setup) first")
         meta = self.data_meta
         synthetic = self.synthetic
+        with torch.no_grad():
+            images, labels = synthetic.decode()
         hparams = _plain(dict(self.hparams))
         if len(self.regularizers):  # not hyper-parameters (modules), yet they shape the images: record them
             hparams["regularizers"] = [_plain(reg.describe()) for reg in self.regularizers]
+        soft = synthetic.soft_labels
         return DistilledSet(
-            images=synthetic.images.detach().float().cpu().clone(),
-            labels=synthetic.labels.cpu().clone(),
-            soft_labels=None if synthetic.soft_labels is None else synthetic.soft_labels.detach().float().cpu(),
+            images=images.detach().float().cpu().clone(),
+            labels=labels.cpu().clone(),
+            soft_labels=None if soft is None or synthetic.factor != 1 else soft.detach().float().cpu(),
             lr=None if synthetic.lr is None else float(synthetic.lr.detach()),
             dataset=meta["dataset"],
             class_names=tuple(meta["class_names"]),
             mean=tuple(meta["mean"]),
             std=tuple(meta["std"]),
             space=synthetic.space,
+            zca=meta.get("zca"),
+            factor=synthetic.factor,
             dsa_strategy=meta["dsa_strategy"],
             method=self.method_name,
             ipc=self.ipc,
@@ -308,32 +336,40 @@ class DistillationModule(RegularizationMixin, L.LightningModule):
             version=__version__,
         )
 
-    def output_dir(self) -> Path:
-        """The run's log directory (where the artifact and image grids go by default)."""
-        trainer = self.trainer
-        return Path(trainer.log_dir or trainer.default_root_dir)
 
-    def on_train_end(self) -> None:
-        if self.hparams.artifact_path == "" or not self.trainer.is_global_zero:
-            return
-        path = Path(self.hparams.artifact_path or self.output_dir() / "distilled.pt")
-        self.exported_path = self.distilled_set().save(path)
-        self.save_image_grid(path.with_suffix(".png"))
-        rank_zero_info(f"[lightning_dd] {self.method_name} distilled set written to {self.exported_path}")
+class MatchingModule(DistillationModule):
+    """A method that matches the synthetic images to a class-balanced real batch (DM; DC, DSA, IDC, IDM next).
 
-    def maybe_save_image_grid(self) -> None:
-        every = self.hparams.image_grid_every_n_steps
-        if every and self.trainer.is_global_zero and self.global_step % every == 0:
-            self.save_image_grid(self.output_dir() / "images" / f"step_{self.global_step:06d}.png")
+    :meth:`distill_step` reshapes the batch by class (:meth:`real_by_class`) and takes one image step on
+    :meth:`match`; per-class methods override :meth:`distill_step` and call :meth:`image_step` per class.
+    """
 
-    def save_image_grid(self, path: Path) -> None:
-        """Write the images (de-normalised, one row per class) as a PNG, and to the logger if it takes images."""
-        from lightning_dd.callbacks.images import save_image_grid
+    def distill_step(self, batch: tuple[Tensor, Tensor]) -> None:
+        loss, views = self.match(self.real_by_class(batch))
+        self.image_step(loss, views)
 
-        grid = save_image_grid(self.distilled_set(), path)
-        experiment = getattr(self.logger, "experiment", None) if self.logger else None
-        if hasattr(experiment, "add_image"):
-            experiment.add_image("synthetic_images", grid, self.global_step)
+    @abstractmethod
+    def match(self, real: Tensor) -> tuple[Tensor, Views]:
+        """The matching loss of one image step and the views regularizers may use.
+
+        Args:
+            real: real images of every class in the data's space, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
+        """
+
+    def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)``; its labels are checked once."""
+        images, labels = batch
+        per_class = images.shape[0] // self.num_classes
+        if per_class < 1 or images.shape[0] != per_class * self.num_classes:
+            raise ValueError(f"the real batch has {images.shape[0]} images, not a multiple of the "
+                             f"{self.num_classes} classes (use RealDataModule / ClassBalancedBatchSampler)")
+        if not self._batch_checked:  # the sampler guarantees the order; checking every step would sync the host
+            expected = torch.arange(self.num_classes, device=labels.device).repeat_interleave(per_class)
+            if not torch.equal(labels, expected):
+                raise ValueError("the real batch must hold the same number of images of every class, sorted by "
+                                 "class (use RealDataModule / ClassBalancedBatchSampler)")
+            self._batch_checked = True
+        return images.view(self.num_classes, per_class, *images.shape[1:])
 
 
 def picklable_optimizer_factory(factory: OptimizerCallable) -> OptimizerCallable:
@@ -349,15 +385,6 @@ def picklable_optimizer_factory(factory: OptimizerCallable) -> OptimizerCallable
     except (pickle.PicklingError, AttributeError, TypeError):
         probe = factory([torch.nn.Parameter(torch.zeros(1))])
         return functools.partial(type(probe), **probe.defaults)
-
-
-def random_real_subset(source: RealDataSource, num_classes: int, ipc: int, seed: int) -> Tensor:
-    """``ipc`` distinct random real images of every class, class-sorted, ``(K*ipc, C, H, W)``, fixed by ``seed``.
-
-    This is the ``init="real"`` starting point of every method and the random baseline.
-    """
-    generator = make_generator(seed, STREAM_INIT)
-    return torch.cat([source.real_images(c, ipc, generator) for c in range(num_classes)])
 
 
 def _plain(value: Any) -> Any:

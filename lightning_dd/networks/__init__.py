@@ -9,6 +9,7 @@ reproducibly with :func:`reinitialize_`.
 """
 
 from lightning_dd.networks.convnet import ACTIVATIONS, NORMS, POOLINGS, ConvNet, DistillationNetwork
+from lightning_dd.networks.holder import HelperNetworks
 from lightning_dd.networks.init import reinitialize_
 from lightning_dd.networks.registry import (
     CONVNET_OVERRIDES,
@@ -32,6 +33,7 @@ __all__ = [
     "BasicBlock",
     "ConvNet",
     "DistillationNetwork",
+    "HelperNetworks",
     "LeNet",
     "ResNet18",
     "create_network",

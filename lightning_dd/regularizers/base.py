@@ -22,6 +22,37 @@ VIEW_FEATURE_MAPS = "feature_maps"  # the matching network's last feature maps o
 
 
 @dataclass
+class Views:
+    """What one image step of a method hands to the regularizers (and to the logs), beyond its loss.
+
+    Every field is optional: a method fills what it computed anyway (and what :attr:`Regularizer.needs` asks for).
+
+    Attributes:
+        synthetic: the synthetic images this image step optimises, ``(N, C, H, W)`` with gradient, in the set's
+            space; ``None`` = the whole decoded set (one step per iteration). Per-class methods pass one class's
+            (decoded) images here, with their ``labels``.
+        labels: int64 ``(N,)`` classes of ``synthetic`` (required when ``synthetic`` is given).
+        augmented: ``(N, C, H, W)`` ``synthetic`` after the step's augmentation (same parameters as the real batch).
+        syn_feature_maps: ``(N, c, h, w)`` the matching network's last maps of ``augmented``.
+        real_feature_maps: ``(M, c, h, w)`` the same network's maps of the (augmented) real batch, detached.
+        real_labels: int64 ``(M,)`` classes of ``real_feature_maps``.
+        logs: extra scalars to log under ``train/<name>`` (e.g. per-part losses).
+    """
+
+    synthetic: Tensor | None = None
+    labels: Tensor | None = None
+    augmented: Tensor | None = None
+    syn_feature_maps: Tensor | None = None
+    real_feature_maps: Tensor | None = None
+    real_labels: Tensor | None = None
+    logs: dict[str, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.synthetic is None) != (self.labels is None):
+            raise ValueError("Views.synthetic and Views.labels go together: give both or neither")
+
+
+@dataclass
 class RegularizerContext:
     """Everything a regularizer may use at one iteration.
 
@@ -32,7 +63,8 @@ class RegularizerContext:
         space: ``"normalized"`` (``(x - mean) / std``), ``"pixels"`` ([0, 1]) or ``"zca"``.
         mean, std: the dataset's per-channel normalisation.
         dataset: registry name of the dataset; image_shape: ``(C, H, W)``.
-        step: the iteration index; seed: the run seed (regularizers derive their own streams from it).
+        iteration: completed distillation iterations before this one (its 0-based index; not ``global_step``,
+            which counts optimizer steps); seed: the run seed (regularizers derive their own streams from it).
         augmented: ``(N, C, H, W)`` synthetic images after the matching step's augmentation (same parameters as the
             real batch), or ``None`` when the method does not augment.
         syn_feature_maps: ``(N, c, h, w)`` matching network's last maps of ``augmented``; real_feature_maps:
@@ -47,7 +79,7 @@ class RegularizerContext:
     std: tuple[float, ...]
     dataset: str
     image_shape: tuple[int, int, int]
-    step: int = 0
+    iteration: int = 0
     seed: int = 0
     augmented: Tensor | None = None
     syn_feature_maps: Tensor | None = None
@@ -60,13 +92,18 @@ class Regularizer(nn.Module, ABC):
     """Base of plug-in regularizers. Subclasses set :attr:`needs` and implement :meth:`terms`.
 
     Each term has its own weight (``weights[name]``); :attr:`scale` multiplies all of them (λ schedules set it).
+    ``every_n_steps`` computes the terms only at iterations ``0, N, 2N, ...`` (cost control; it counts distillation
+    iterations, whatever the number of image steps per iteration).
     """
 
     #: views of the matching step this regularizer reads (VIEW_AUGMENTED, VIEW_FEATURE_MAPS)
     needs: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, weights: dict[str, float]) -> None:
+    def __init__(self, weights: dict[str, float], every_n_steps: int = 1) -> None:
         super().__init__()
+        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
+            raise ValueError(f"{type(self).__name__}: every_n_steps must be an integer >= 1, got {every_n_steps!r}")
+        self.every_n_steps = every_n_steps
         for name, value in weights.items():
             # NaN passes `value < 0` and would surface later as a NaN loss blamed on the learning rate
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -78,8 +115,8 @@ class Regularizer(nn.Module, ABC):
         return {name: self.scale * value for name, value in self.weights.items()}
 
     def active(self, ctx: RegularizerContext) -> bool:
-        """Whether to compute the terms at this iteration (e.g. every k steps); default always."""
-        return True
+        """Whether to compute the terms at this iteration: every ``every_n_steps``-th iteration."""
+        return ctx.iteration % self.every_n_steps == 0
 
     @abstractmethod
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
@@ -87,7 +124,8 @@ class Regularizer(nn.Module, ABC):
 
     def describe(self) -> dict[str, Any]:
         """JSON-like settings recorded in the distilled-set artifact (class and base weights; subclasses add)."""
-        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "weights": dict(self.weights)}
+        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "weights": dict(self.weights),
+                "every_n_steps": self.every_n_steps}
 
     def state_for_checkpoint(self) -> dict[str, Any]:
         """Resumable state (e.g. a generator's), saved in the method's checkpoint; default none."""

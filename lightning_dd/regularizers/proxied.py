@@ -9,9 +9,7 @@ from torch import nn
 
 from lightning_dd.proxies import ProxyPool
 from lightning_dd.regularizers.base import Regularizer, RegularizerContext
-from lightning_dd.seeding import make_generator
-
-STREAM_PROXY_CHOICE = 12  # which proxy a regularizer uses at each step
+from lightning_dd.seeding import STREAM_PROXY_CHOICE, make_generator
 
 
 class ProxyRegularizer(Regularizer):
@@ -28,18 +26,12 @@ class ProxyRegularizer(Regularizer):
     """
 
     def __init__(self, pool: str | ProxyPool, weights: dict[str, float], every_n_steps: int = 1) -> None:
-        super().__init__(weights)
-        if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
-        self.every_n_steps = every_n_steps
+        super().__init__(weights, every_n_steps)
         self.pool_source = pool
         # plain attributes (not submodules): the pool's networks must not enter checkpoints or DDP
         self._pool: list[ProxyPool] = [pool] if isinstance(pool, ProxyPool) else []
         self._generator: torch.Generator | None = None
         self._checked = False
-
-    def active(self, ctx: RegularizerContext) -> bool:
-        return ctx.step % self.every_n_steps == 0
 
     def pool(self, ctx: RegularizerContext) -> ProxyPool:
         """The pool on the images' device, loaded and checked once."""
@@ -65,7 +57,7 @@ class ProxyRegularizer(Regularizer):
         source = self.pool_source
         pool = (f"<in-memory ProxyPool: {len(source)} x {source.network} for {source.dataset}>"
                 if isinstance(source, ProxyPool) else str(source))
-        return {**super().describe(), "pool": pool, "every_n_steps": self.every_n_steps}
+        return {**super().describe(), "pool": pool}
 
     def state_for_checkpoint(self) -> dict[str, Any]:
         return {} if self._generator is None else {"generator": self._generator.get_state()}

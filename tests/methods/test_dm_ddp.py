@@ -6,7 +6,7 @@ import torch
 
 from lightning_dd.augment import DSA
 from lightning_dd.data import ClassBalancedBatchSampler
-from lightning_dd.methods.base import random_real_subset
+from lightning_dd.data.protocol import random_real_subset
 from tests.helpers import digits_data, quiet_trainer, tiny_dm
 
 LR = 0.5
@@ -37,7 +37,7 @@ def test_ddp_spawn_step_equals_mean_of_rank_gradients(tmp_path):
                                             world_size=2)
         real = data.normalize(data.store.images[sampler.batch(0, epoch=0, rank=rank)])
         ref.generator.set_state(state)  # every rank draws the same network and DSA parameters
-        loss = ref.match(real.view(10, data.per_class, 1, 8, 8)).loss
+        loss, _ = ref.match(real.view(10, data.per_class, 1, 8, 8))
         grads.append(torch.autograd.grad(loss, ref.synthetic.images)[0])
     expected = start - LR * (grads[0] + grads[1]) / 2  # first SGD step: momentum buffer = gradient
 

@@ -1,4 +1,5 @@
-"""DM's loss: batched and chunked evaluation equal the reference's per-class loop, values and gradients."""
+"""The distribution-matching distance (DM): batched and chunked evaluation equal the reference's per-class loop,
+values and gradients."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from lightning_dd.augment import DSA
-from lightning_dd.methods.dm import class_chunks, dm_loss
+from lightning_dd.losses import class_chunks, distribution_matching
 from lightning_dd.networks import create_network, reinitialize_
 
 
@@ -22,6 +23,10 @@ def reference_loop(net, real, syn, dsa, params):
         ms = net.embed(xs).mean(dim=0)
         total = total + torch.sum((mr - ms).double() ** 2)
     return total
+
+
+def dm_loss(net, real, syn, dsa, params, classes_per_forward):
+    return distribution_matching(net, real, syn, dsa or DSA("none"), params, classes_per_forward).loss
 
 
 @pytest.fixture
@@ -54,6 +59,22 @@ def test_class_chunks_cover_all_classes():
     assert class_chunks(10, 3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
     assert class_chunks(10, 10) == [(0, 10)]
     assert class_chunks(4, 1) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    with pytest.raises(ValueError, match="classes_per_forward"):
+        class_chunks(4, 0)
+
+
+def test_views_are_the_augmented_images_and_maps_of_the_same_forward(setup):
+    net, real, syn = setup
+    dsa = DSA("color_crop_cutout_flip_scale_rotate")
+    params = dsa.sample(real.shape[0], torch.Generator().manual_seed(3), image_size=(16, 16))
+    out = distribution_matching(net, real, syn, dsa, params, 2, keep_augmented=True, keep_feature_maps=True)
+    plain = distribution_matching(net, real, syn, dsa, params, 2)
+    assert out.loss.item() == pytest.approx(plain.loss.item(), rel=1e-6)
+    flat = syn.flatten(0, 1)
+    expected_aug = torch.cat([dsa.apply(flat[c * 3 : (c + 1) * 3], params[c : c + 1]) for c in range(5)])
+    torch.testing.assert_close(out.augmented, expected_aug)
+    torch.testing.assert_close(out.syn_feature_maps, net.feature_map(expected_aug))
+    assert out.real_feature_maps.shape[0] == 5 * 6 and not out.real_feature_maps.requires_grad
 
 
 def test_loss_is_zero_when_synthetic_equals_real_without_augmentation(setup):

@@ -1,0 +1,107 @@
+"""Distribution matching distances (DM, and IDM next): mean embeddings of real and synthetic images per class.
+
+Pure torch, no Lightning. The reference (``VICO-UoE/DatasetCondensation: main_DM.py``) loops over classes: per class
+``c`` the real batch and the synthetic images go through the same (siamese) DSA draw, then the same network, and the
+squared distance of the two mean embeddings is summed over classes. :func:`distribution_matching` computes that sum
+for any chunking of the classes into forward passes (``classes_per_forward``): instance-norm networks give the same
+value for every chunking; BatchNorm networks must see all classes in one forward (the reference's BN branch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lightning_dd.augment import DSA, DSAParams
+
+__all__ = ["MatchedEmbeddings", "class_chunks", "distribution_matching"]
+
+
+def class_chunks(num_classes: int, classes_per_forward: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(num_classes)`` in chunks of ``classes_per_forward`` classes."""
+    if classes_per_forward < 1:
+        raise ValueError(f"classes_per_forward must be >= 1, got {classes_per_forward}")
+    return [(c, min(c + classes_per_forward, num_classes)) for c in range(0, num_classes, classes_per_forward)]
+
+
+@dataclass
+class MatchedEmbeddings:
+    """The result of :func:`distribution_matching`.
+
+    Attributes:
+        loss: scalar, ``sum_c || mean_i e(A_c(x_real[c, i])) - mean_j e(A_c(x_syn[c, j])) ||^2``.
+        augmented: ``(K*ipc, C, H, W)`` synthetic images after DSA (when requested), with gradient.
+        syn_feature_maps: ``(K*ipc, c, h, w)`` the network's last maps of ``augmented`` (when requested).
+        real_feature_maps: ``(K*k, c, h, w)`` the same of the augmented real images, detached (when requested).
+    """
+
+    loss: Tensor
+    augmented: Tensor | None = None
+    syn_feature_maps: Tensor | None = None
+    real_feature_maps: Tensor | None = None
+
+
+def distribution_matching(
+    net: nn.Module,
+    real: Tensor,
+    synthetic: Tensor,
+    dsa: DSA,
+    dsa_params: DSAParams | None,
+    classes_per_forward: int,
+    keep_augmented: bool = False,
+    keep_feature_maps: bool = False,
+) -> MatchedEmbeddings:
+    """Sum over classes of the squared distance between mean real and mean synthetic embeddings.
+
+    Args:
+        net: embedding network with ``embed(x) -> (B, D)`` (and ``feature_map`` / ``embed_from_map`` when
+            ``keep_feature_maps``).
+        real: ``(K, k, C, H, W)`` real images (no gradient is taken through them).
+        synthetic: ``(K, ipc, C, H, W)`` synthetic images.
+        dsa: the augmentation (the identity DSA for none).
+        dsa_params: one parameter group per class (class ``c``'s real and synthetic images share group ``c``);
+            ``None`` for the identity.
+        classes_per_forward: classes per network forward (chunking changes speed/memory, not the value).
+        keep_augmented: also return the augmented synthetic images.
+        keep_feature_maps: also return the feature maps (one forward either way).
+
+    Returns:
+        :class:`MatchedEmbeddings`.
+    """
+    num_classes, k = real.shape[:2]
+    ipc = synthetic.shape[1]
+    loss = real.new_zeros(())
+    augmented: list[Tensor] = []
+    syn_maps: list[Tensor] = []
+    real_maps: list[Tensor] = []
+
+    def embed(x: Tensor, keep: list[Tensor]) -> Tensor:
+        if not keep_feature_maps:
+            return net.embed(x)  # type: ignore[operator]
+        maps = net.feature_map(x)  # type: ignore[operator]
+        keep.append(maps)
+        return net.embed_from_map(maps)  # type: ignore[operator]
+
+    augment = not dsa.is_identity and dsa_params is not None
+    for start, stop in class_chunks(num_classes, classes_per_forward):
+        xr = real[start:stop].flatten(0, 1)
+        xs = synthetic[start:stop].flatten(0, 1)
+        chunk_params = dsa_params[start:stop] if augment and dsa_params is not None else None
+        if chunk_params is not None:
+            xs = dsa.apply(xs, chunk_params)
+        if keep_augmented:
+            augmented.append(xs)
+        with torch.no_grad():
+            if chunk_params is not None:
+                xr = dsa.apply(xr, chunk_params)
+            mean_real = embed(xr, real_maps).view(stop - start, k, -1).mean(1)
+        mean_syn = embed(xs, syn_maps).view(stop - start, ipc, -1).mean(1)
+        loss = loss + ((mean_real - mean_syn) ** 2).sum()
+    return MatchedEmbeddings(
+        loss=loss,
+        augmented=torch.cat(augmented) if keep_augmented else None,
+        syn_feature_maps=torch.cat(syn_maps) if keep_feature_maps else None,
+        real_feature_maps=torch.cat(real_maps) if keep_feature_maps else None,
+    )
