@@ -27,6 +27,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities.parsing import AttributeDict
 from torch import Tensor
 
 from lightning_dd import __version__
@@ -126,6 +127,12 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         """One distillation iteration on ``batch`` (the class-balanced real batch); calls :meth:`image_step`."""
 
     # ------------------------------------------------------------------ properties
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        """The saved hyper-parameters as loggers receive them: plain YAML types (tuples as lists), so the
+        ``hparams.yaml`` a logger writes loads with ``yaml.safe_load``."""
+        return AttributeDict({k: _yaml_plain(v) for k, v in super().hparams_initial.items()})
+
     @property
     def ipc(self) -> int:
         return self.synthetic.ipc
@@ -385,6 +392,15 @@ def picklable_optimizer_factory(factory: OptimizerCallable) -> OptimizerCallable
     except (pickle.PicklingError, AttributeError, TypeError):
         probe = factory([torch.nn.Parameter(torch.zeros(1))])
         return functools.partial(type(probe), **probe.defaults)
+
+
+def _yaml_plain(value: Any) -> Any:
+    """Tuples (and tuples inside lists/dicts) as lists; everything else unchanged."""
+    if isinstance(value, dict):
+        return {k: _yaml_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_plain(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

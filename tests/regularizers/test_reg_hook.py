@@ -15,10 +15,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 
-from lightning_dd.callbacks import CMIRegularization, IIDRegularization
+from lightning_dd.callbacks import RegularizerSchedule
 from lightning_dd.losses import CMILoss
 from lightning_dd.methods import DM
-from lightning_dd.proxies import ProxyPool
+from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer
 from lightning_dd.regularizers.proxied import STREAM_PROXY_CHOICE
 from lightning_dd.seeding import make_generator
@@ -119,20 +119,22 @@ def test_strong_cmi_weight_lowers_the_cmi_of_the_set(pool: ProxyPool, pool_path:
 def test_callback_path_equals_list_path(pool_path: Path, baseline: Tensor, tmp_path: Path) -> None:
     p = str(pool_path)
     via_list, _ = fit(tmp_path / "l1", regularizers=[CMIRegularizer(p, 1e4)])
-    via_callback, trainer = fit(tmp_path / "c1", callbacks=[CMIRegularization(p, 1e4)])
+    via_callback, trainer = fit(tmp_path / "c1", callbacks=[RegularizerSchedule(CMIRegularizer(p, 1e4))])
     assert [type(r) for r in via_callback.regularizers] == [CMIRegularizer]
     assert torch.equal(images(via_callback), images(via_list))
     assert not torch.equal(images(via_list), baseline)
     assert "reg/cmi" in trainer.callback_metrics
 
     iid_list, _ = fit(tmp_path / "l2", regularizers=[IIDRegularizer(p, 0.05, 0.01)])
-    iid_callback, _ = fit(tmp_path / "c2", callbacks=[IIDRegularization(p, 0.05, 0.01)])
+    iid_callback, _ = fit(tmp_path / "c2", callbacks=[RegularizerSchedule(IIDRegularizer(p, 0.05, 0.01))])
     assert torch.equal(images(iid_callback), images(iid_list))
     assert not torch.equal(images(iid_list), baseline)
 
     both_list, _ = fit(tmp_path / "l3", regularizers=[CMIRegularizer(p, 1e4), IIDRegularizer(p, 0.05, 0.01)])
     mixed, trainer = fit(
-        tmp_path / "m3", regularizers=[CMIRegularizer(p, 1e4)], callbacks=[IIDRegularization(p, 0.05, 0.01)]
+        tmp_path / "m3",
+        regularizers=[CMIRegularizer(p, 1e4)],
+        callbacks=[RegularizerSchedule(IIDRegularizer(p, 0.05, 0.01))],
     )
     assert [type(r) for r in mixed.regularizers] == [CMIRegularizer, IIDRegularizer]
     assert torch.equal(images(mixed), images(both_list))
@@ -142,7 +144,7 @@ def test_callback_path_equals_list_path(pool_path: Path, baseline: Tensor, tmp_p
 
 
 def test_callback_attaches_to_each_module_it_is_fitted_with(pool_path: Path, tmp_path: Path) -> None:
-    callback = CMIRegularization(str(pool_path), 1e4)
+    callback = RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4))
     first, _ = fit(tmp_path / "a", steps=1, callbacks=[callback])
     second, _ = fit(tmp_path / "b", steps=1, callbacks=[callback])
     assert [type(r) for r in first.regularizers] == [CMIRegularizer]
@@ -161,7 +163,7 @@ def test_callback_refuses_a_module_without_the_hook(pool_path: Path, tmp_path: P
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[CMIRegularization(str(pool_path), 1.0)])
+    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[RegularizerSchedule(CMIRegularizer(str(pool_path), 1.0))])
     with pytest.raises(TypeError, match="regularizer hook"):
         trainer.fit(Plain(), digits_data())
 
@@ -178,7 +180,12 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted_run(path: str, poo
     def setup() -> dict[str, Any]:
         if path == "list":
             return {"regularizers": [CMIRegularizer(p, 3e4), IIDRegularizer(p, 0.05, 0.01)]}
-        return {"callbacks": [CMIRegularization(p, 3e4, warmup_steps=6), IIDRegularization(p, 0.05, 0.01)]}
+        return {
+            "callbacks": [
+                RegularizerSchedule(CMIRegularizer(p, 3e4), warmup_iterations=6),
+                RegularizerSchedule(IIDRegularizer(p, 0.05, 0.01)),
+            ]
+        }
 
     def run(root: Path, steps: int, ckpt_path: str | None = None, extra: list | None = None, **kw: Any) -> DM:
         kwargs = setup()
@@ -214,8 +221,8 @@ class ScaleRecorder(Callback):
 
 
 def test_warmup_scales_lambda_linearly(pool_path: Path, tmp_path: Path) -> None:
-    warm = CMIRegularization(str(pool_path), 1e4, warmup_steps=4)
-    recorder = ScaleRecorder(warm.regularizer)
+    warm = RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4), warmup_iterations=4)
+    recorder = ScaleRecorder(warm.regularizer)  # type: ignore[arg-type]
     rows = csv_fit(tmp_path / "warm", steps=7, callbacks=[warm, recorder])
     expected = [min(1.0, (t + 1) / 4) for t in range(7)]
     assert recorder.scales == expected
@@ -223,8 +230,14 @@ def test_warmup_scales_lambda_linearly(pool_path: Path, tmp_path: Path) -> None:
 
     # the scale acts: a warm-up differs from constant λ, and warmup_steps=1 (scale 1 from step 0) is constant λ
     constant, _ = fit(tmp_path / "const", steps=7, regularizers=[CMIRegularizer(str(pool_path), 1e4)])
-    one, _ = fit(tmp_path / "one", steps=7, callbacks=[CMIRegularization(str(pool_path), 1e4, warmup_steps=1)])
-    warmed, _ = fit(tmp_path / "warm2", steps=7, callbacks=[CMIRegularization(str(pool_path), 1e4, warmup_steps=4)])
+    one, _ = fit(
+        tmp_path / "one", steps=7, callbacks=[RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4), warmup_iterations=1)]
+    )
+    warmed, _ = fit(
+        tmp_path / "warm2",
+        steps=7,
+        callbacks=[RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4), warmup_iterations=4)],
+    )
     assert torch.equal(images(one), images(constant))
     assert not torch.equal(images(warmed), images(constant))
 
@@ -266,7 +279,7 @@ def test_regularizers_must_be_regularizer_modules(pool_path: Path) -> None:
         lambda p: CMIRegularizer(p, weight=float("nan")),
         lambda p: CMIRegularizer(p, weight=float("inf")),
         lambda p: CMIRegularizer(p, weight=1.0, every_n_steps=0),
-        lambda p: CMIRegularization(p, weight=1.0, warmup_steps=-1),
+        lambda p: RegularizerSchedule(CMIRegularizer(p, weight=1.0), warmup_iterations=-1),
     ],
     ids=["cmi<0", "cc<0", "cm<0", "nan", "inf", "every_n_steps=0", "warmup<0"],
 )
