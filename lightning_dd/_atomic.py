@@ -40,4 +40,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 def atomic_json_dump(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` as indented JSON atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
+    text = json.dumps(obj, indent=2) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    return atomic_write(path, write)

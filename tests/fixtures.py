@@ -13,8 +13,9 @@ before compression).
 * :func:`write_tiny_imagenet`: ``root/tiny-imagenet-200/{wnids.txt, words.txt, train/<wnid>/images/*.JPEG,
   train/<wnid>/<wnid>_boxes.txt, val/images/*.JPEG, val/val_annotations.txt, test/images/*.JPEG}``.
 
-The official CIFAR/SVHN files carry md5 sums that torchvision checks; fixtures cannot match them, which is why the
-library reads those formats with its own readers (see ``lightning_dd/data/readers.py``).
+The official CIFAR/SVHN files carry md5 sums that torchvision checks; fixtures cannot match them (they are re-packed
+copies), so the library reads them with its own readers of the same formats, as it does every re-packed copy, while
+the official files go through torchvision's classes (see ``lightning_dd/data/datasets/{cifar10,cifar100,svhn}.py``).
 """
 
 from __future__ import annotations

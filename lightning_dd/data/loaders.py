@@ -47,8 +47,11 @@ class TensorPairDataset(Dataset[Batch]):
         return self.images[idx], self.labels[idx]
 
 
-def passthrough_collate(batch: Batch) -> Batch:
-    """Collate function for datasets whose ``__getitems__`` already returns the batch."""
+def passthrough_collate(batch: Any) -> Any:
+    """Collate function for datasets whose ``__getitems__`` already returns the batch ``(images, labels)``.
+
+    Typed ``Any``: DataLoader's annotation expects a list of samples, but with ``__getitems__`` it passes the batch.
+    """
     return batch
 
 

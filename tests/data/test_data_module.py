@@ -178,3 +178,36 @@ def test_state_dict_roundtrip_skips_in_plain_pytorch() -> None:
     rest = list(loader)
     assert len(rest) == 1 and torch.equal(rest[0][0], reference[3]) and torch.equal(rest[0][1], expected[3])
     np.testing.assert_array_equal(loader.batch_sampler.batch(3), loader.batch_sampler.batch(3, epoch=0))
+
+
+def test_io_is_explicit(tmp_path: Path) -> None:
+    dm = RealDataModule(batch_real=4, iterations_per_epoch=1)
+    assert dm.info == dataset_info("digits")  # described at construction, no I/O for a fixed dataset
+    for name in ("store", "per_class"):
+        with pytest.raises(RuntimeError, match=rf"RealDataModule\.{name}: .*not loaded.*load_train\(\)"):
+            getattr(dm, name)
+    store = dm.load_train()
+    assert dm.store is store and dm.load_train() is store and dm.per_class == 4
+    # a file-described dataset is read at construction (the CLI links num_classes / image_shape then) ...
+    write_image_folder(tmp_path / "folder", ["x", "y", "z"], size=(4, 6))
+    folder = RealDataModule("image_folder", root=str(tmp_path / "folder"))
+    assert folder.describe() == folder.info and folder.image_shape == (3, 4, 6)
+    # ... and kept in memory afterwards
+    for path in sorted((tmp_path / "folder").rglob("*.png"), reverse=True):
+        path.unlink()
+    assert folder.num_classes == 3 and folder.class_names == ("x", "y", "z")
+    with pytest.raises(FileNotFoundError, match="'image_folder' not found"):
+        RealDataModule("image_folder", root=str(tmp_path / "missing"))
+
+
+def test_real_data_source_protocol() -> None:
+    from lightning_dd.data import RealDataSource, random_real_subset
+    from lightning_dd.seeding import STREAM_INIT, make_generator
+
+    dm = RealDataModule(batch_real=2)
+    assert isinstance(dm, RealDataSource) and not isinstance(object(), RealDataSource)
+    got = random_real_subset(dm, 10, 3, seed=7)
+    generator = make_generator(7, STREAM_INIT)
+    expected = torch.cat([dm.real_images(c, 3, generator) for c in range(10)])
+    assert got.shape == (30, 1, 8, 8) and torch.equal(got, expected)
+    assert not torch.equal(got, random_real_subset(dm, 10, 3, seed=8))
