@@ -67,6 +67,10 @@ class RealDataModule(pl.LightningDataModule):
         iterations_per_epoch: train batches per epoch.
         test_batch_size: batch size of the validation/test loaders.
         num_workers: DataLoader worker processes.
+
+    Raises:
+        ValueError: unknown ``dataset``, missing ``root``, or an integer argument out of range (each named).
+        FileNotFoundError: ``tiny_imagenet`` / ``image_folder`` files not found under ``root`` (from :meth:`describe`).
     """
 
     def __init__(
