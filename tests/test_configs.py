@@ -1,38 +1,127 @@
-"""Every shipped config parses through the real CLI parser, and configs of every dataset family instantiate."""
+"""The shipped config fragments compose through the real CLI into the published settings.
+
+``configs/`` holds per-component fragments (``trainer/``, ``method/``, ``data/``, ``regularizers/``, and
+``overrides/`` for the published cells that really differ); ``configs/README.md`` states the rules. Here every
+composition a user is told to write (each method x dataset x IPC, each regularizer cell) is parsed with the real
+``lightning-dd fit ... --print_config`` and the resolved values are compared with the published tables, which are
+held below as DATA (not read back from the YAML).
+"""
 
 from __future__ import annotations
 
 import importlib
 import re
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from lightning_dd.artifact import DistilledSet
 from lightning_dd.callbacks import DistilledSetEvaluator
 from lightning_dd.cli import fit_cli, main
-from lightning_dd.data.registry import DATASET_NAMES
 from lightning_dd.methods import DistillationModule
 from tests import fixtures
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("**/*.yaml"))
-METHOD_CLASSES = {"dm": "lightning_dd.methods.DM", "random": "lightning_dd.methods.RandomSelection"}
-REGULARIZER_CLASSES = {
-    "cmi": "lightning_dd.regularizers.CMIRegularizer",
-    "iid": "lightning_dd.regularizers.IIDRegularizer",
-}
-#: fragments (configs/regularizers/<name>.yaml) are checked composed onto this method config
-FRAGMENTS = REPO / "configs" / "regularizers"
-FRAGMENT_BASE = REPO / "configs" / "dm" / "cifar10_ipc10.yaml"
-#: the official λ: DM+CMI per (dataset, IPC) (methods.md §3.3), DM+IID (λ_CC, λ_CM) (§4.1, CIFAR-10, reused elsewhere)
-DM_CMI_WEIGHT = {
+CONFIGS = REPO / "configs"
+
+# ------------------------------------------------------------------------------------------ the published tables
+
+#: trainer fragments: iterations, real images per class per iteration, evaluator (VICO-UoE/DatasetCondensation
+#: main_DM.py: Iteration 20000, batch_real 256, eval every 2000 its, num_eval 5, epoch_eval_train 1000)
+BUDGETS: dict[str, dict[str, Any]] = {
+    "reference": {"max_steps": 20000, "batch_real": 256,
+                  "evaluator": {"every_n_steps": 2000, "num_students": 5, "epochs": 1000}},
+    "reduced": {"max_steps": 500, "batch_real": 64, "evaluator": {"every_n_steps": 0, "num_students": 3, "epochs": 300}},
+    "quickstart": {"max_steps": 400, "batch_real": 64,
+                   "evaluator": {"every_n_steps": 0, "num_students": 3, "epochs": 300}},
+}  # fmt: skip
+#: method fragments: class and published defaults (DM: ConvNet-3, SGD lr 1 momentum 0.5, init real, DSA auto)
+METHODS: dict[str, dict[str, Any]] = {
+    "dm": {"class_path": "lightning_dd.methods.DM", "network": "convnet", "classes_per_forward": "auto",
+           "init": "real", "dsa_strategy": "auto", "optimizer": ("torch.optim.SGD", 1.0, 0.5)},
+    "random": {"class_path": "lightning_dd.methods.RandomSelection"},
+}  # fmt: skip
+#: data fragments: dataset name -> default root (digits is embedded)
+DATASETS: dict[str, str | None] = {
+    "digits": None, "mnist": "data", "fashion_mnist": "data", "svhn": "data", "cifar10": "data",
+    "cifar100": "data", "tiny_imagenet": "data",
+}  # fmt: skip
+IPCS = (1, 10, 50)
+#: DM + CMI λ per (dataset, IPC): ndhg1213/CMIDD DC-DSA-DM/main_DM.py, the comments next to the λ line
+DM_CMI_LAMBDA = {
     ("svhn", 10): 18000, ("svhn", 50): 500, ("cifar10", 10): 8000, ("cifar10", 50): 2000,
     ("cifar100", 10): 2000, ("cifar100", 50): 500,
 }  # fmt: skip
-DM_IID_WEIGHTS = (0.05, 0.01)
+#: DM + IID (λ_CC, λ_CM): VincenDen/IID DM+ours/main_DM_IID.py, CIFAR-10 only, the same at every IPC
+DM_IID_LAMBDA = {"cifar10": (0.05, 0.01)}
+CMI = "lightning_dd.regularizers.CMIRegularizer"
+IID = "lightning_dd.regularizers.IIDRegularizer"
+
+
+# ------------------------------------------------------------------------------------------ the compositions
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One composition: budget + method + dataset + IPC (+ regularizers, in order)."""
+
+    method: str
+    dataset: str
+    ipc: int
+    budget: str = "reference"
+    regs: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return "-".join([self.budget, "_".join([self.method, *self.regs]), self.dataset, f"ipc{self.ipc}"])
+
+    def pool(self) -> str:
+        return f"pools/{self.dataset}_resnet18.pt"
+
+    def args(self) -> list[str]:
+        """The command line configs/README.md prescribes for this cell (after ``lightning-dd fit``)."""
+        args = [
+            "--config", str(CONFIGS / "trainer" / f"{self.budget}.yaml"),
+            "--config", str(CONFIGS / "method" / f"{self.method}.yaml"),
+            "--config", str(CONFIGS / "data" / f"{self.dataset}.yaml"),
+            "--model.ipc", str(self.ipc),
+        ]  # fmt: skip
+        for reg in self.regs:
+            override = CONFIGS / "overrides" / f"{self.method}_{reg}" / f"{self.dataset}_ipc{self.ipc}.yaml"
+            if override.is_file():  # a published cell: used INSTEAD of the generic fragment
+                args += ["--config", str(override)]
+            else:
+                args += ["--config", str(CONFIGS / "regularizers" / f"{reg}.yaml")]
+                if self.dataset != "cifar10":  # the fragments' pool is CIFAR-10's
+                    args += ["--model.regularizers.pool", self.pool()]
+        return args
+
+    def expected_regularizers(self) -> list[tuple[str, str, dict[str, float]]]:
+        out = []
+        for reg in self.regs:
+            if reg == "cmi":
+                out.append((CMI, self.pool(), {"weight": DM_CMI_LAMBDA.get((self.dataset, self.ipc), 8000)}))
+            else:
+                cc, cm = DM_IID_LAMBDA.get(self.dataset, DM_IID_LAMBDA["cifar10"])
+                out.append((IID, self.pool(), {"weight_cc": cc, "weight_cm": cm}))
+        return out
+
+
+BASE_CELLS = [Cell(m, d, k) for m in METHODS for d in DATASETS for k in IPCS]
+REG_CELLS = (
+    [Cell("dm", d, k, regs=("cmi",)) for d, k in DM_CMI_LAMBDA]
+    + [Cell("dm", d, k, regs=("iid",)) for d in DM_IID_LAMBDA for k in (10, 50)]
+    + [Cell("dm", d, k, regs=("cmi", "iid")) for d, k in DM_CMI_LAMBDA]
+    + [Cell("dm", "svhn", 10, regs=("iid",))]  # IID's CIFAR-10 λ reused on other data (pool overridden)
+)
+BUDGET_CELLS = [Cell("dm", "cifar10", 10, budget="reduced"), Cell("dm", "digits", 10, budget="quickstart")]
+ALL_CELLS = BASE_CELLS + REG_CELLS + BUDGET_CELLS
 
 WRITERS: dict[str, Callable[[Path], object]] = {
     "mnist": lambda root: fixtures.write_mnist(root, train_per_class=1),
@@ -41,65 +130,7 @@ WRITERS: dict[str, Callable[[Path], object]] = {
     "cifar10": lambda root: fixtures.write_cifar10(root, train_per_class=1),
     "cifar100": lambda root: fixtures.write_cifar100(root),
     "tiny_imagenet": lambda root: fixtures.write_tiny_imagenet(root, train_per_class=1),
-    "image_folder": lambda root: fixtures.write_image_folder(root, ["a", "b"], train_per_class=1),
 }
-
-
-def config_id(path: Path) -> str:
-    return str(path.relative_to(REPO / "configs"))
-
-
-def read(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-def is_fragment(path: Path) -> bool:
-    return path.parent == FRAGMENTS
-
-
-def config_args(path: Path) -> list[str]:
-    """``--config`` arguments of ``path``: a fragment goes after its base method config, as documented in it."""
-    return ["--config", str(FRAGMENT_BASE), "--config", str(path)] if is_fragment(path) else ["--config", str(path)]
-
-
-def base_raw(path: Path) -> dict:
-    """The raw YAML holding the method, data and trainer of ``path`` (the base config for a fragment)."""
-    return read(FRAGMENT_BASE if is_fragment(path) else path)
-
-
-def expected_regularizers(path: Path) -> list[str]:
-    """Regularizers (keys of REGULARIZER_CLASSES, in order) a config must list: those its folder names
-    (``<method>_<reg>[_<reg>]/``, e.g. ``dm_cmi_iid`` -> cmi, iid), the fragment's own name, none elsewhere."""
-    if is_fragment(path):
-        return [path.stem]
-    method, *regs = path.parent.name.split("_")
-    return regs if method in METHOD_CLASSES else []
-
-
-def check_regularizers(regs: list[dict], path: Path, dataset: str, ipc: int, method: str) -> None:
-    """Resolved ``model.init_args.regularizers`` agree with the folder/file name and the official λ tables."""
-    kinds = expected_regularizers(path)
-    assert [r["class_path"] for r in regs] == [REGULARIZER_CLASSES[k] for k in kinds]
-    for kind, reg in zip(kinds, regs, strict=True):
-        args = reg["init_args"]
-        assert Path(args["pool"]).name.startswith(f"{dataset}_"), f"pool {args['pool']} is not a {dataset} pool"
-        if method == "dm" and kind == "cmi":
-            assert args["weight"] == DM_CMI_WEIGHT[(dataset, ipc)]
-        if method == "dm" and kind == "iid":
-            assert (args["weight_cc"], args["weight_cm"]) == DM_IID_WEIGHTS
-
-
-def to_instantiate() -> list[Path]:
-    """One config per (folder, dataset): the smallest IPC (instantiating IPC 50 of CIFAR-100 is just slower)."""
-    chosen: dict[tuple[Path, str, str], tuple[int, Path]] = {}
-    for path in CONFIGS:
-        raw = base_raw(path)
-        dataset = raw.get("data", {}).get("dataset", "digits")
-        ipc = int(raw.get("model", {}).get("init_args", {}).get("ipc", 10))
-        key = (path.parent, dataset, path.stem if is_fragment(path) else "")
-        if key not in chosen or ipc < chosen[key][0]:
-            chosen[key] = (ipc, path)
-    return sorted(p for _, p in chosen.values())
 
 
 @pytest.fixture(autouse=True)
@@ -122,94 +153,238 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
     return get
 
 
-def test_configs_exist() -> None:
-    assert len(CONFIGS) >= 30
-    assert {p.parent.name for p in CONFIGS} >= {"dm", "random", "dm_cmi", "dm_iid", "dm_cmi_iid", "regularizers"}
-    for folder in ("dm_cmi", "dm_iid", "dm_cmi_iid"):  # every cell of the official λ tables has a ready config
-        for dataset, ipc in DM_CMI_WEIGHT:
-            assert (REPO / "configs" / folder / f"{dataset}_ipc{ipc}.yaml").is_file()
-    assert {p.stem for p in CONFIGS if is_fragment(p)} == set(REGULARIZER_CLASSES)
-
-
-@pytest.mark.parametrize("path", CONFIGS, ids=config_id)
-def test_config_parses_and_prints(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def resolve(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """``lightning-dd fit ARGS --print_config`` in-process: the resolved config."""
+    capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        main(["fit", *config_args(path), "--print_config"])
-    assert info.value.code in (0, None), capsys.readouterr().err
-    resolved = yaml.safe_load(capsys.readouterr().out)
-    class_path = resolved["model"]["class_path"]
-    module, _, name = class_path.rpartition(".")
+        main(["fit", *args, "--print_config"])
+    out, err = capsys.readouterr()
+    assert info.value.code in (0, None), err
+    return yaml.safe_load(out)
+
+
+def evaluator_of(resolved: dict[str, Any]) -> dict[str, Any]:
+    (evaluator,) = [c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith(".DistilledSetEvaluator")]
+    return evaluator["init_args"]
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: c.id)
+def test_composition_resolves_to_the_published_settings(cell: Cell, capsys: pytest.CaptureFixture[str]) -> None:
+    resolved = resolve(cell.args(), capsys)
+    model, data, trainer = resolved["model"], resolved["data"], resolved["trainer"]
+    init = model["init_args"]
+    method = METHODS[cell.method]
+    assert model["class_path"] == method["class_path"]
+    module, _, name = model["class_path"].rpartition(".")
     assert issubclass(getattr(importlib.import_module(module), name), DistillationModule)
-    assert resolved["data"]["dataset"] in DATASET_NAMES
-    assert isinstance(resolved["seed_everything"], int)
-    assert resolved["trainer"]["max_steps"] >= 1
-    # names follow <method>[_<regularizer>...]/<dataset>_ipc<N>.yaml (or <method>_<dataset>_ipc<N>.yaml): the
-    # content must agree, including the regularizers the folder names and their official λ
-    match = re.fullmatch(r"(?:(dm|random)_)?(\w+?)_ipc(\d+)", path.stem)
-    method = path.parent.name.split("_")[0]
-    if match:
-        method = match.group(1) or method
-        assert resolved["data"]["dataset"] == match.group(2)
-        assert resolved["model"]["init_args"]["ipc"] == int(match.group(3))
-        if method in METHOD_CLASSES:
-            assert class_path == METHOD_CLASSES[method]
-    if is_fragment(path):
-        method = FRAGMENT_BASE.parent.name
-    regs = resolved["model"]["init_args"].get("regularizers") or []
-    check_regularizers(regs, path, resolved["data"]["dataset"], resolved["model"]["init_args"]["ipc"], method)
+    assert init["ipc"] == cell.ipc
+    for key in ("network", "classes_per_forward", "init", "dsa_strategy"):
+        if key in method:
+            assert init[key] == method[key], key
+    if "optimizer" in method:
+        class_path, lr, momentum = method["optimizer"]
+        assert init["optimizer"]["class_path"] == class_path
+        assert (init["optimizer"]["init_args"]["lr"], init["optimizer"]["init_args"]["momentum"]) == (lr, momentum)
+    assert (data["dataset"], data["root"]) == (cell.dataset, DATASETS[cell.dataset])
+    budget = BUDGETS[cell.budget]
+    assert data["batch_real"] == budget["batch_real"]
+    assert trainer["max_steps"] == budget["max_steps"]
+    evaluator = evaluator_of(resolved)
+    assert {k: evaluator[k] for k in budget["evaluator"]} == budget["evaluator"]
+    assert evaluator["models"] == ["convnet"] and evaluator["compare_random"] is True
+    assert resolved["seed_everything"] == 0
+    regs = init.get("regularizers") or []
+    got = [(r["class_path"], r["init_args"]["pool"], {k: r["init_args"][k] for k in w})
+           for r, (_, _, w) in zip(regs, cell.expected_regularizers(), strict=False)]  # fmt: skip
+    assert len(regs) == len(cell.regs)
+    assert got == cell.expected_regularizers()
+
+
+def test_every_fragment_is_exercised() -> None:
+    """Each YAML file under configs/ takes part in some enumerated composition (or is the quickstart)."""
+    used = {CONFIGS / "quickstart.yaml"}
+    for cell in ALL_CELLS + [Cell("dm", "cifar10", 10, regs=("cmi",)), Cell("dm", "cifar100", 10, regs=("iid", "cmi"))]:
+        args = cell.args()
+        used |= {Path(args[i + 1]) for i, a in enumerate(args) if a == "--config"}
+    used.add(CONFIGS / "regularizers" / "cmi.yaml")  # exercised by the generic-fragment tests below
+    shipped = set(CONFIGS.glob("**/*.yaml"))
+    assert shipped == used, f"not composed by any test: {sorted(map(str, shipped - used))}"
+
+
+def test_overrides_are_exactly_the_published_cells() -> None:
+    """overrides/ holds only cells that differ from the fragments: the DM+CMI λ table, nothing else."""
+    overrides = {p.relative_to(CONFIGS / "overrides").as_posix() for p in (CONFIGS / "overrides").glob("**/*.yaml")}
+    assert overrides == {f"dm_cmi/{d}_ipc{k}.yaml" for d, k in DM_CMI_LAMBDA}
+
+
+def test_config_comments_cite_only_public_sources() -> None:
+    for path in [*CONFIGS.glob("**/*.yaml"), CONFIGS / "README.md"]:
+        text = path.read_text()
+        for private in ("methods.md", "spec/", "shared/", "§"):
+            assert private not in text, f"{path.relative_to(REPO)} cites {private!r}"
+
+
+def test_trainer_method_data_compose_in_any_order(capsys: pytest.CaptureFixture[str]) -> None:
+    """The three kinds set disjoint keys (batch_real lives in trainer/*), so their order does not matter."""
+    trainer, method, data = (str(CONFIGS / p) for p in ("trainer/reduced.yaml", "method/dm.yaml", "data/cifar10.yaml"))
+    orders = [(trainer, method, data), (data, method, trainer), (method, data, trainer)]
+    resolved = [resolve([a for f in order for a in ("--config", f)], capsys) for order in orders]
+    assert resolved[0] == resolved[1] == resolved[2]
+    assert resolved[0]["data"]["batch_real"] == 64
+
+
+def test_quickstart_is_the_composition_of_its_fragments(capsys: pytest.CaptureFixture[str]) -> None:
+    whole = resolve(["--config", str(CONFIGS / "quickstart.yaml")], capsys)
+    composed = resolve(Cell("dm", "digits", 10, budget="quickstart").args(), capsys)
+    assert whole == composed
+    assert evaluator_of(whole)["epochs"] == 300  # explicit in the file, whatever the evaluator's default
+
+
+def test_generic_cmi_fragment_is_the_cifar10_ipc10_cell(capsys: pytest.CaptureFixture[str]) -> None:
+    """regularizers/cmi.yaml carries the CIFAR-10 IPC-10 values, so it agrees with that published override."""
+    base = Cell("dm", "cifar10", 10).args()
+    fragment = resolve([*base, "--config", str(CONFIGS / "regularizers" / "cmi.yaml")], capsys)
+    override = resolve([*base, "--config", str(CONFIGS / "overrides" / "dm_cmi" / "cifar10_ipc10.yaml")], capsys)
+    assert fragment == override
+
+
+def test_an_override_pins_its_ipc(capsys: pytest.CaptureFixture[str]) -> None:
+    """An override comes after --model.ipc, so its IPC (the one its λ belongs to) wins."""
+    args = [*Cell("dm", "cifar10", 10).args(), "--config", str(CONFIGS / "overrides" / "dm_cmi" / "cifar10_ipc50.yaml")]
+    init = resolve(args, capsys)["model"]["init_args"]
+    assert init["ipc"] == 50
+    assert [r["init_args"]["weight"] for r in init["regularizers"]] == [2000]
 
 
 @pytest.mark.parametrize("order", [("cmi", "iid"), ("iid", "cmi")])
-def test_regularizer_fragments_compose(order: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    """Fragments append to the method's list (``regularizers+:``) in the order given, keeping the method config."""
-    args = ["--config", str(FRAGMENT_BASE)]
+def test_regularizer_fragments_append_in_order(order: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """``regularizers+:`` appends in the order given; options right after a fragment act on the item it added."""
+    args = Cell("dm", "cifar10", 10).args()
     for name in order:
-        args += ["--config", str(FRAGMENTS / f"{name}.yaml")]
-    # options given right after a fragment act on the item it appended (the usage its header documents)
-    args[4:4] = ["--model.regularizers.weight_cc" if order[0] == "iid" else "--model.regularizers.weight", "7"]
-    with pytest.raises(SystemExit):
-        main(["fit", *args, "--print_config"])
-    resolved = yaml.safe_load(capsys.readouterr().out)
+        args += ["--config", str(CONFIGS / "regularizers" / f"{name}.yaml")]
+        if name == order[0]:
+            args += ["--model.regularizers.weight_cc" if name == "iid" else "--model.regularizers.weight", "7"]
+    resolved = resolve(args, capsys)
     regs = resolved["model"]["init_args"]["regularizers"]
-    assert [r["class_path"] for r in regs] == [REGULARIZER_CLASSES[name] for name in order]
-    first = regs[0]["init_args"]
+    assert [r["class_path"] for r in regs] == [{"cmi": CMI, "iid": IID}[name] for name in order]
+    first, second = (r["init_args"] for r in regs)
     assert first.get("weight", first.get("weight_cc")) == 7
-    assert resolved["model"]["class_path"] == METHOD_CLASSES["dm"]
-    assert resolved["model"]["init_args"]["ipc"] == read(FRAGMENT_BASE)["model"]["init_args"]["ipc"]
-    assert [c["class_path"] for c in resolved["trainer"]["callbacks"]] == [
-        c["class_path"] for c in read(FRAGMENT_BASE)["trainer"]["callbacks"]
-    ]
+    assert second.get("weight", second.get("weight_cc")) == (8000 if order[1] == "cmi" else 0.05)
+    assert resolved["model"]["class_path"] == METHODS["dm"]["class_path"]
+    assert evaluator_of(resolved)["epochs"] == BUDGETS["reference"]["evaluator"]["epochs"]
+
+
+def test_a_regularizer_on_a_method_without_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Given after the method (the documented order), a fragment the method cannot take is an error."""
+    args = [*Cell("random", "cifar10", 10).args(), "--config", str(CONFIGS / "regularizers" / "cmi.yaml")]
+    with pytest.raises(SystemExit) as info:
+        main(["fit", *args, "--print_config"])
+    assert info.value.code not in (0, None)
+    assert "regularizers" in capsys.readouterr().err
+
+
+def readme_commands() -> list[str]:
+    """The ``lightning-dd fit`` command lines of configs/README.md (continuation lines joined)."""
+    text = (CONFIGS / "README.md").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("lightning-dd fit --config")]
+
+
+def test_readme_has_commands() -> None:
+    assert len(readme_commands()) >= len(DM_CMI_LAMBDA) + 3
+
+
+@pytest.mark.parametrize("command", readme_commands(), ids=lambda c: re.sub(r"\W+", "-", c[len("lightning-dd fit "):])[:80])
+def test_readme_commands_parse(command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the README's paths are relative to the repository root
+    args = shlex.split(command)[2:]
+    args = [a for a in args if not (a.startswith("[") or a.endswith("]"))]  # drop "[optional]" placeholders
+    resolved = resolve(args, capsys)
+    assert resolved["model"]["class_path"] in {m["class_path"] for m in METHODS.values()}
+    # a DM+CMI command of the table gets its published λ
+    init = resolved["model"]["init_args"]
+    for reg in init.get("regularizers") or []:
+        if reg["class_path"] == CMI and (resolved["data"]["dataset"], init["ipc"]) in DM_CMI_LAMBDA:
+            assert reg["init_args"]["weight"] == DM_CMI_LAMBDA[(resolved["data"]["dataset"], init["ipc"])]
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+
+
+def instantiate_cells() -> list[Cell]:
+    """One composition per (method, dataset) at IPC 1, and each regularizer combination per dataset."""
+    cells = [Cell(m, d, 1) for m in METHODS for d in DATASETS]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for cell in REG_CELLS:
+        if (cell.dataset, cell.regs) not in seen:
+            seen.add((cell.dataset, cell.regs))
+            cells.append(cell)
+    return cells
 
 
 @pytest.mark.filterwarnings("ignore:batch_real=.*exceeds the smallest class")
-@pytest.mark.parametrize("path", to_instantiate(), ids=config_id)
-def test_config_instantiates_on_a_fixture(path: Path, tmp_path: Path, dataset_root: Callable[[str], Path]) -> None:
-    raw = base_raw(path)
-    dataset = raw["data"]["dataset"]
-    args = [*config_args(path), "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]
-    if dataset in WRITERS:
-        args += ["--data.root", str(dataset_root(dataset))]
+@pytest.mark.parametrize("cell", instantiate_cells(), ids=lambda c: c.id)
+def test_composition_instantiates_on_a_fixture(
+    cell: Cell, tmp_path: Path, dataset_root: Callable[[str], Path]
+) -> None:
+    args = [*cell.args(), "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]
+    if cell.dataset in WRITERS:
+        args += ["--data.root", str(dataset_root(cell.dataset))]
     cli = fit_cli(args, run=False)
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
-    module, _, name = raw["model"]["class_path"].rpartition(".")
+    module, _, name = METHODS[cell.method]["class_path"].rpartition(".")
     assert type(model) is getattr(importlib.import_module(module), name)
-    assert isinstance(model, DistillationModule)
-    assert data.dataset == dataset
+    assert data.dataset == cell.dataset
     assert model.num_classes == data.num_classes  # linked from the data
     assert tuple(model.synthetic.image_shape) == tuple(data.image_shape)
-    assert model.ipc == raw["model"]["init_args"]["ipc"]
-    assert model.hparams.seed == raw.get("seed_everything", 0)
-    assert trainer.max_steps == raw["trainer"]["max_steps"]
-    wanted = [c["class_path"] for c in raw["trainer"].get("callbacks", [])]
-    if "lightning_dd.callbacks.DistilledSetEvaluator" in wanted:
-        (evaluator,) = [c for c in trainer.callbacks if isinstance(c, DistilledSetEvaluator)]
-        init = next(c for c in raw["trainer"]["callbacks"] if c["class_path"].endswith("DistilledSetEvaluator"))
-        assert evaluator.epochs == init["init_args"]["epochs"]
-        assert evaluator.num_students == init["init_args"]["num_students"]
+    assert model.ipc == cell.ipc
+    assert trainer.max_steps == BUDGETS[cell.budget]["max_steps"]
+    (evaluator,) = [c for c in trainer.callbacks if isinstance(c, DistilledSetEvaluator)]
+    assert (evaluator.num_students, evaluator.epochs) == (
+        BUDGETS[cell.budget]["evaluator"]["num_students"], BUDGETS[cell.budget]["evaluator"]["epochs"],
+    )  # fmt: skip
     # regularizers are built without reading their pool (created later with `lightning-dd pretrain`)
-    kinds = expected_regularizers(path)
-    assert [type(r).__name__ for r in model.regularizers] == [REGULARIZER_CLASSES[k].rpartition(".")[2] for k in kinds]
-    assert all(str(r.pool_source).endswith(f"{dataset}_resnet18.pt") for r in model.regularizers)
-    assert not list(model.regularizers.parameters())
+    regs = list(getattr(model, "regularizers", None) or [])
+    assert [type(r).__name__ for r in regs] == [c.rpartition(".")[2] for c, _, _ in cell.expected_regularizers()]
+    assert all(str(r.pool_source).endswith(cell.pool()) for r in regs)
     data.setup("fit")  # the fixture is found and read in its original format
     assert data.store.images.shape[1:] == data.image_shape
+
+
+def run_dir(root: Path) -> Path:
+    (artifact,) = root.glob("**/distilled.pt")
+    return artifact.parent
+
+
+@pytest.mark.filterwarnings("ignore:batch_real=.*exceeds the smallest class")
+def test_tiny_fit_through_a_composed_config(tmp_path: Path) -> None:
+    """trainer/quickstart + method/dm + data/digits really trains, evaluates and records what it ran."""
+    main([
+        "fit", *Cell("dm", "digits", 1, budget="quickstart").args(), "--data.batch_real", "8",
+        "--trainer.max_steps", "2", "--trainer.callbacks.epochs", "1", "--trainer.callbacks.num_students", "1",
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_model_summary", "false",
+    ])  # fmt: skip
+    out = run_dir(tmp_path)
+    d = DistilledSet.load(out / "distilled.pt")
+    assert (d.method, d.dataset, d.ipc, d.seed) == ("DM", "digits", 1, 0)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["model"]["class_path"] == METHODS["dm"]["class_path"]
+    assert (config["trainer"]["max_steps"], config["data"]["batch_real"]) == (2, 8)
+    assert evaluator_of(config)["epochs"] == 1
+    assert (out / "eval.json").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:batch_real=.*exceeds the smallest class")
+def test_random_ends_after_one_step_under_the_reference_budget(tmp_path: Path) -> None:
+    """method/random.yaml needs no iteration count: the fit stops itself whatever trainer.max_steps says."""
+    cli = fit_cli([
+        "fit", *Cell("random", "digits", 1).args(), "--trainer.callbacks=[]", "--trainer.accelerator", "cpu",
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+    ])  # fmt: skip
+    assert cli.trainer.max_steps == BUDGETS["reference"]["max_steps"]
+    assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed <= 1
+    d = DistilledSet.load(run_dir(tmp_path) / "distilled.pt")
+    assert (d.method, d.dataset, d.ipc) == ("random", "digits", 1)
