@@ -107,8 +107,9 @@ class DistilledSetEvaluator(Callback):
                         module.method_name: summary}
         if self.compare_random and module.method_name != "random":
             images = random_real_subset(trainer.datamodule, module.num_classes, module.ipc, module.hparams.seed)
-            baseline = dataclasses.replace(distilled, images=images, labels=torch.arange(module.num_classes).repeat_interleave(module.ipc),
-                                           method="random", hparams={}, soft_labels=None, lr=None, factor=1)
+            labels = torch.arange(module.num_classes).repeat_interleave(module.ipc)
+            baseline = dataclasses.replace(distilled, images=images, labels=labels, method="random", hparams={},
+                                           soft_labels=None, lr=None, factor=1)
             self.results["random"] = self.evaluate(trainer, module, baseline, -1)
         final = {f"eval/final/{key}/{name}/acc_{stat}": stats[stat]
                  for key in (module.method_name, "random") for name, stats in self.results.get(key, {}).items()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
