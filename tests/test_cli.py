@@ -39,6 +39,11 @@ def fit_args(root: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def composed(*fragments: str) -> list[str]:
+    """``--config configs/<fragment>.yaml`` for each fragment, in order (the layout of configs/README.md)."""
+    return [arg for name in fragments for arg in ("--config", str(REPO / "configs" / f"{name}.yaml"))]
+
+
 def run_dir(root: Path) -> Path:
     (artifact,) = root.glob("**/distilled.pt")
     return artifact.parent
@@ -118,8 +123,9 @@ def test_seed_everything_fixes_the_images(digits_run: Path, tmp_path: Path) -> N
 
 
 def test_print_config_of_a_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    configs = composed("trainer/reference", "method/dm", "data/cifar10")
     with pytest.raises(SystemExit) as info:
-        main(["fit", "--config", str(REPO / "configs" / "dm" / "cifar10_ipc10.yaml"), "--print_config"])
+        main(["fit", *configs, "--model.ipc", "10", "--print_config"])
     assert info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "class_path: lightning_dd.methods.DM" in out
@@ -149,8 +155,8 @@ def test_fit_with_the_in_run_evaluator(tmp_path: Path, capsys: pytest.CaptureFix
 def test_main_reads_sys_argv_without_warning(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = str(REPO / "configs" / "dm" / "mnist_ipc1.yaml")
-    monkeypatch.setattr(sys, "argv", ["lightning-dd", "fit", "--config", config, "--print_config"])
+    configs = composed("trainer/reference", "method/dm", "data/mnist")
+    monkeypatch.setattr(sys, "argv", ["lightning-dd", "fit", *configs, "--model.ipc", "1", "--print_config"])
     with warnings.catch_warnings(record=True) as caught, pytest.raises(SystemExit) as info:
         warnings.simplefilter("always")
         main()
