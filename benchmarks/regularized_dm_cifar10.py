@@ -18,13 +18,12 @@ import time
 import lightning as L
 import torch
 
-from lightning_dd.callbacks import DistilledSetEvaluator
-from lightning_dd.data import RealDataModule
 from lightning_dd._atomic import atomic_json_dump
+from lightning_dd.callbacks import DistilledSetEvaluator
+from lightning_dd.data import RealDataModule, random_real_subset
 from lightning_dd.losses import CMILoss
 from lightning_dd.methods import DM
-from lightning_dd.methods.base import random_real_subset
-from lightning_dd.proxies import ProxyPool
+from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer
 
 

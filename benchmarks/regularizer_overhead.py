@@ -18,7 +18,7 @@ from _timing import timed
 
 from lightning_dd.methods import DM
 from lightning_dd.networks import create_network
-from lightning_dd.proxies import ProxyPool, freeze
+from lightning_dd.pretrained import ProxyPool, freeze
 from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer, RegularizerContext
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)

@@ -29,6 +29,7 @@ class DistillationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
+        parser.link_arguments("data.space", "model.init_args.space")
         parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
 
@@ -104,28 +105,42 @@ def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
 
 
 def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
-    """``lightning-dd pretrain``: train K proxy networks on the real train split and write one pool file."""
+    """``lightning-dd pretrain``: train K proxy networks on the real train split and write one pool file.
+
+    ``--recipe cmi`` (default; ndhg1213/CMIDD, weight decay 1e-3) or ``--recipe iid`` (VincenDen/IID, 5e-4) sets
+    the network, epochs and SGD settings; an explicit ``--epochs``, ``--weight_decay``, ... overrides its value.
+    """
     import torch
 
-    from lightning_dd.proxies import pretrain_proxies
+    from lightning_dd.pretrained import DEFAULT_PRETRAIN_RECIPE, PRETRAIN_RECIPES, pretrain_proxies
+    from lightning_dd.seeding import STREAM_PRETRAIN_SUBSET, make_generator
+
+    def from_recipe(what: str) -> str:
+        values = ", ".join(f"{name}: {r.network if what == 'network' else getattr(r.train, what)}"
+                           for name, r in PRETRAIN_RECIPES.items())
+        return f"default: the recipe's ({values})"
 
     parser = ArgumentParser(prog="lightning-dd pretrain", description=pretrain_command.__doc__)
     parser.add_argument("--data.dataset", type=str, default="digits")
     parser.add_argument("--data.root", type=str | None, default=None)
     parser.add_argument("--data.download", type=bool, default=False)
     parser.add_argument("--output", type=str, required=True, help="pool file to write")
+    parser.add_argument("--recipe", type=str, default=DEFAULT_PRETRAIN_RECIPE,
+                        help=f"pretraining recipe, one of {', '.join(PRETRAIN_RECIPES)} (sets the defaults below)")
     parser.add_argument("--num_models", type=int, default=5, help="K proxies (official: 1000; a few suffice)")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs per proxy (official 40)")
-    parser.add_argument("--network", type=str, default="resnet18", help="zoo name (official: instance-norm resnet18)")
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight_decay", type=float, default=5e-4)
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--epochs", type=int | None, default=None, help=f"epochs per proxy; {from_recipe('epochs')}")
+    parser.add_argument("--network", type=str | None, default=None, help=f"zoo name; {from_recipe('network')}")
+    parser.add_argument("--lr", type=float | None, default=None, help=f"constant SGD lr; {from_recipe('lr')}")
+    parser.add_argument("--momentum", type=float | None, default=None, help=from_recipe("momentum"))
+    parser.add_argument("--weight_decay", type=float | None, default=None, help=from_recipe("weight_decay"))
+    parser.add_argument("--batch_size", type=int | None, default=None, help=from_recipe("batch_size"))
     parser.add_argument("--max_images_per_class", type=int | None, default=None,
                         help="train on a seeded random subset of this many images per class (cheaper proxies)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     cfg = parser.parse_args(list(args))
+    if cfg.recipe not in PRETRAIN_RECIPES:  # before reading any data
+        raise ValueError(f"unknown --recipe {cfg.recipe!r}; allowed: {', '.join(PRETRAIN_RECIPES)}")
     data = RealDataModule(cfg.data.dataset, root=cfg.data.root, download=cfg.data.download)
     data.prepare_data()
     store = data.load_train()
@@ -133,20 +148,19 @@ def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
     if cfg.max_images_per_class is not None:
         if cfg.max_images_per_class < 1:
             raise ValueError(f"max_images_per_class must be >= 1, got {cfg.max_images_per_class}")
-        from lightning_dd.seeding import make_generator
-
-        generator = make_generator(cfg.seed, 13)
+        generator = make_generator(cfg.seed, STREAM_PRETRAIN_SUBSET)
         indices = torch.cat([idx[torch.randperm(idx.numel(), generator=generator)[: cfg.max_images_per_class]]
                              for idx in store.indices_by_class])
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     pool = pretrain_proxies(
         data.normalize(store.images[indices]), store.labels[indices], dataset=data.info.name,
-        num_classes=data.num_classes, mean=data.mean, std=data.std, num_models=cfg.num_models, epochs=cfg.epochs,
-        network=cfg.network, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-        batch_size=cfg.batch_size, seed=cfg.seed, device=device,
+        num_classes=data.num_classes, mean=data.mean, std=data.std, space="normalized", num_models=cfg.num_models,
+        recipe=cfg.recipe, epochs=cfg.epochs, network=cfg.network, lr=cfg.lr, momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed, device=device,
     )
     path = pool.save(cfg.output)
     result = {"pool": str(path), "dataset": pool.dataset, "network": pool.network, "num_models": len(pool),
+              "recipe": cfg.recipe, "weight_decay": pool.info["weight_decay"],
               "train_accuracy": pool.info["train_accuracy"]}
     print(json.dumps(result), flush=True)
     return result
@@ -158,7 +172,7 @@ def cmi_command(args: Sequence[str]) -> dict[str, Any]:
 
     from lightning_dd.artifact import DistilledSet
     from lightning_dd.losses import CMILoss
-    from lightning_dd.proxies import ProxyPool, to_proxy_input
+    from lightning_dd.pretrained import ProxyPool
 
     parser = ArgumentParser(prog="lightning-dd cmi", description=cmi_command.__doc__)
     parser.add_argument("--distilled", type=str, required=True)
@@ -169,10 +183,10 @@ def cmi_command(args: Sequence[str]) -> dict[str, Any]:
     cfg = parser.parse_args(list(args))
     distilled = DistilledSet.load(cfg.distilled)
     pool = ProxyPool.load(cfg.pool)
-    pool.check_compatible(distilled.dataset, distilled.image_shape, distilled.mean, distilled.std,
+    pool.check_compatible(distilled.dataset, distilled.image_shape, distilled.mean, distilled.std, distilled.space,
                           source=f"proxy pool {cfg.pool}")
     loss = CMILoss(output=cfg.output, temperature=cfg.temperature, reduction=cfg.reduction)
-    x = to_proxy_input(distilled.images, distilled.space, pool.mean, pool.std)
+    x = pool.prepare_input(distilled.images, distilled.space)
     with torch.no_grad():
         values = [float(loss(x, distilled.labels, net, distilled.num_classes)) for net in pool.networks]
     result = {"distilled": cfg.distilled, "method": distilled.method, "ipc": distilled.ipc, "pool": cfg.pool,

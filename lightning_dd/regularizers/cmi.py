@@ -14,7 +14,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_dd.losses import CMILoss
-from lightning_dd.proxies import ProxyPool, to_proxy_input
+from lightning_dd.pretrained import ProxyPool, to_proxy_input
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, RegularizerContext
 from lightning_dd.regularizers.proxied import ProxyRegularizer
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_dd.losses import ClassCentralizationLoss, CovarianceMatchingLoss
-from lightning_dd.proxies import ProxyPool, to_proxy_input
+from lightning_dd.pretrained import ProxyPool, to_proxy_input
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS, RegularizerContext
 from lightning_dd.regularizers.proxied import ProxyRegularizer
 

@@ -7,13 +7,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_dd.proxies import ProxyPool
+from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers.base import Regularizer, RegularizerContext
 from lightning_dd.seeding import STREAM_PROXY_CHOICE, make_generator
 
 
 class ProxyRegularizer(Regularizer):
-    """A regularizer that samples one frozen proxy per step from a :class:`~lightning_dd.proxies.ProxyPool`.
+    """A regularizer that samples one frozen proxy per step from a :class:`~lightning_dd.pretrained.ProxyPool`.
 
     The pool file is read once, on the first step, onto the images' device, and checked against the run's dataset,
     resolution and normalisation. The proxy choice uses the regularizer's own generator (seeded from the run seed),
@@ -40,7 +40,7 @@ class ProxyRegularizer(Regularizer):
             self._pool.append(ProxyPool.load(str(self.pool_source), device))
         pool = self._pool[0]
         if not self._checked:
-            pool.check_compatible(ctx.dataset, ctx.image_shape, ctx.mean, ctx.std,
+            pool.check_compatible(ctx.dataset, ctx.image_shape, ctx.mean, ctx.std, ctx.space,
                                   source=f"proxy pool {self.pool_source!s}")
             self._checked = True
         if next(pool.networks[0].parameters()).device != device:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_dd.proxies import ProxyPool
+from lightning_dd.pretrained import ProxyPool
 from tests.regularizers.pools import digits_pool
 
 

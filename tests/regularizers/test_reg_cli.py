@@ -17,7 +17,7 @@ from lightning_dd.artifact import DistilledSet
 from lightning_dd.cli import main
 from lightning_dd.data import RealDataModule
 from lightning_dd.losses import CMILoss
-from lightning_dd.proxies import ProxyPool
+from lightning_dd.pretrained import ProxyPool
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ corrupt files, and the mapping of synthetic images into the proxies' input norma
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from lightning_dd.losses import CMILoss
 from lightning_dd.methods import DM
-from lightning_dd.proxies import ProxyPool, to_proxy_input
+from lightning_dd.pretrained import ProxyPool, to_proxy_input
 from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer, RegularizerContext
 from tests.helpers import digits_data, quiet_trainer, tiny_dm
 from tests.regularizers.pools import digits_pool
@@ -20,6 +19,13 @@ from tests.regularizers.pools import digits_pool
 def fit(model: DM, root: Path, steps: int = 2) -> DM:
     quiet_trainer(root, max_steps=steps).fit(model, digits_data())
     return model
+
+
+def relabelled(pool: ProxyPool, **header: object) -> ProxyPool:
+    """The same networks under another header (dataset, mean, std, ...)."""
+    fields = {"network": pool.network, "dataset": pool.dataset, "image_shape": pool.image_shape,
+              "num_classes": pool.num_classes, "mean": pool.mean, "std": pool.std, "info": pool.info, **header}
+    return ProxyPool(None, state_dicts=pool.entries, **fields)  # type: ignore[arg-type]
 
 
 def assert_frozen(pool: ProxyPool) -> None:
@@ -89,8 +95,8 @@ def test_the_artifact_records_the_regularizers(pool_path: Path, tmp_path: Path) 
 
 
 def test_pool_for_other_data_is_refused_with_a_clear_message(pool: ProxyPool, tmp_path: Path) -> None:
-    other_dataset = dataclasses.replace(pool, dataset="mnist").save(tmp_path / "mnist.pt")
-    other_norm = dataclasses.replace(pool, mean=(0.5,), std=(0.25,)).save(tmp_path / "norm.pt")
+    other_dataset = relabelled(pool, dataset="mnist").save(tmp_path / "mnist.pt")
+    other_norm = relabelled(pool, mean=(0.5,), std=(0.25,)).save(tmp_path / "norm.pt")
     other_size = digits_pool(image_size=16, per_class=5, num_models=1, epochs=1).save(tmp_path / "16px.pt")
     expected = {
         other_dataset: r"dataset 'mnist' \(run: 'digits'\)",
@@ -104,8 +110,8 @@ def test_pool_for_other_data_is_refused_with_a_clear_message(pool: ProxyPool, tm
         text = str(info.value)
         assert str(path) in text and "lightning-dd pretrain --data.dataset digits" in text
     # the same pools pass the check for the data they were made for
-    ProxyPool.load(other_dataset).check_compatible("mnist", (1, 8, 8), pool.mean, pool.std)
-    ProxyPool.load(other_size).check_compatible("digits", (1, 16, 16), pool.mean, pool.std)
+    ProxyPool.load(other_dataset).check_compatible("mnist", (1, 8, 8), pool.mean, pool.std, "normalized")
+    ProxyPool.load(other_size).check_compatible("digits", (1, 16, 16), pool.mean, pool.std, "normalized")
 
 
 def test_missing_pool_file_names_the_path_and_the_pretrain_command(tmp_path: Path) -> None:
