@@ -259,9 +259,9 @@ class PoolFile(ABC):
         if missing or not isinstance(entries, list):
             raise ValueError(f"{str(path)!r} is a damaged {name}: missing or malformed fields "
                              f"{missing or [cls.payload_key]}")
-        for i, entry in enumerate(entries):
-            cls._check_entry(entry, i)
         try:
+            for i, entry in enumerate(entries):
+                cls._check_entry(entry, i)
             pool = cls._from_file(entries, header, device_key(device))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{str(path)!r} is a damaged {name}: {err}") from err
