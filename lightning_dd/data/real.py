@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lightning_dd.augment.zca import ZCA
 from lightning_dd.data.loaders import (
     Batch,
     ResumingBatchSampler,
@@ -29,7 +30,9 @@ from lightning_dd.data.registry import (
     require_root,
 )
 from lightning_dd.data.registry import download as download_dataset
+from lightning_dd.data.spaces import encode
 from lightning_dd.data.store import ClassIndexedImages
+from lightning_dd.synthetic import IMAGE_SPACES
 
 __all__ = ["RealDataModule"]
 
@@ -67,6 +70,10 @@ class RealDataModule(pl.LightningDataModule):
         iterations_per_epoch: train batches per epoch.
         test_batch_size: batch size of the validation/test loaders.
         num_workers: DataLoader worker processes.
+        space: the image space batches and :meth:`real_images` are delivered in: ``"normalized"`` (``(x/255 -
+            mean) / std``), ``"pixels"`` (``x/255``, IDC) or ``"zca"`` (ZCA whitening of ``x/255`` fitted on the train
+            split in :meth:`setup`, MTT; its state is part of :meth:`state_dict`, hence of checkpoints).
+        zca_eps: the ZCA regularisation added to the covariance eigenvalues (MTT / kornia: 0.1).
 
     Raises:
         ValueError: unknown ``dataset``, missing ``root``, or an integer argument out of range (each named).
@@ -83,9 +90,15 @@ class RealDataModule(pl.LightningDataModule):
         iterations_per_epoch: int = 100,
         test_batch_size: int = 256,
         num_workers: int = 0,
+        space: Literal["normalized", "pixels", "zca"] = "normalized",
+        zca_eps: float = 0.1,
     ) -> None:
         super().__init__()
         check_dataset_name(dataset)
+        if space not in IMAGE_SPACES:
+            raise ValueError(f"space must be one of {IMAGE_SPACES}, got {space!r}")
+        if not zca_eps > 0:
+            raise ValueError(f"zca_eps must be > 0, got {zca_eps!r}")
         if dataset not in EMBEDDED_DATASETS:
             require_root(dataset, root)
         for arg, value, low in (
@@ -105,6 +118,9 @@ class RealDataModule(pl.LightningDataModule):
         self.iterations_per_epoch = iterations_per_epoch
         self.test_batch_size = test_batch_size
         self.num_workers = num_workers
+        self.space = space
+        self.zca_eps = float(zca_eps)
+        self.zca: ZCA | None = None
         self._store: ClassIndexedImages | None = None
         self._test: LabeledImages | None = None
         self._per_class: int | None = None
@@ -169,7 +185,19 @@ class RealDataModule(pl.LightningDataModule):
         """Load the train split (:meth:`load_train`, for ``fit`` / ``None``) and the test split (all stages); once."""
         if stage in (None, "fit"):
             self.load_train()
+        if self.space == "zca":
+            self.fit_zca()
         self.test_split()
+
+    def fit_zca(self) -> ZCA:
+        """Fit the ZCA whitening on the train split (first call only; deterministic) and return it."""
+        if self.zca is None:
+            self.zca = ZCA.fit(self.load_train().images, eps=self.zca_eps)
+        return self.zca
+
+    def zca_state(self) -> dict[str, Tensor] | None:
+        """The fitted ZCA's state (recorded in checkpoints and artifacts), ``None`` outside the ``zca`` space."""
+        return None if self.zca is None else self.zca.state_dict()
 
     def load_train(self) -> ClassIndexedImages:
         """Read the train split into :attr:`store` (first call only) and return it.
@@ -288,8 +316,15 @@ class RealDataModule(pl.LightningDataModule):
         mean, std = self._norm[device]
         return normalize(images, mean, std)
 
+    def encode(self, images: Tensor) -> Tensor:
+        """``uint8`` (or ``[0, 1]`` float) images -> ``float32`` in :attr:`space`, on their device."""
+        if self.space == "normalized":
+            return self.normalize(images)
+        zca = self.fit_zca() if self.space == "zca" else None
+        return encode(images, self.space, self.mean, self.std, zca)
+
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """Normalize the batch's images on the device; count training batches for exact resume."""
+        """Encode the batch's images into :attr:`space` on the device; count training batches for exact resume."""
         trainer = self.trainer
         if trainer is not None and trainer.training:
             epoch = trainer.current_epoch
@@ -298,23 +333,29 @@ class RealDataModule(pl.LightningDataModule):
                 self._resume = None
             self._consumed += 1
         images, labels = batch
-        return self.normalize(images), labels
+        return self.encode(images), labels
 
     def real_images(self, class_index: int, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` distinct random train images of one class, normalized ``float32 (n, C, H, W)`` on the CPU.
+        """``n`` distinct random train images of one class, ``float32 (n, C, H, W)`` in :attr:`space`, on the CPU.
 
         Reads the train split first if it is not loaded yet (:meth:`load_train`).
         """
-        return self.normalize(self.load_train().sample(class_index, n, generator))
+        return self.encode(self.load_train().sample(class_index, n, generator))
 
     # ------------------------------------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"epoch": e, "batches_consumed": n}``: the training loop consumed ``n`` train batches of epoch ``e``."""
-        return {"epoch": self._epoch, "batches_consumed": self._consumed}
+        """``{"epoch": e, "batches_consumed": n[, "zca": state]}``: the training loop consumed ``n`` train batches of
+        epoch ``e``; the ZCA state in the ``zca`` space (a resume reuses it rather than refitting)."""
+        state: dict[str, Any] = {"epoch": self._epoch, "batches_consumed": self._consumed}
+        if self.zca is not None:
+            state["zca"] = self.zca.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the position: the next train loader skips ``batches_consumed`` batches of epoch ``epoch``."""
         self._epoch = int(state_dict.get("epoch", 0))
         self._consumed = int(state_dict.get("batches_consumed", 0))
         self._resume = (self._epoch, self._consumed) if self._consumed > 0 else None
+        if state_dict.get("zca") is not None:
+            self.zca = ZCA.from_state(state_dict["zca"])

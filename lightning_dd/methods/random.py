@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from lightning_dd.methods.base import DistillationModule
 
 
@@ -23,7 +25,7 @@ class RandomSelection(DistillationModule):
     method_name = "random"
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(init="real", dsa_strategy="none", **kwargs)
+        super().__init__(init="real", dsa_strategy="none", optimizer=torch.optim.SGD, regularizers=None, **kwargs)
         self.synthetic.images.requires_grad_(False)
 
     def distill_step(self, batch: Any) -> None:
