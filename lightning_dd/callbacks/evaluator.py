@@ -37,7 +37,7 @@ class _Evaluable(Protocol):
     ipc: int
     num_classes: int
     device: torch.device
-    hparams: Any
+    seed: int
 
     def distilled_set(self) -> DistilledSet: ...
 
@@ -106,7 +106,7 @@ class DistilledSetEvaluator(Callback):
         self.results = {"iteration": count, "epochs": self.epochs, "students": self.num_students,
                         module.method_name: summary}
         if self.compare_random and module.method_name != "random":
-            images = random_real_subset(trainer.datamodule, module.num_classes, module.ipc, module.hparams.seed)
+            images = random_real_subset(trainer.datamodule, module.num_classes, module.ipc, module.seed)
             labels = torch.arange(module.num_classes).repeat_interleave(module.ipc)
             baseline = dataclasses.replace(distilled, images=images, labels=labels, method="random", hparams={},
                                            soft_labels=None, lr=None, factor=1)
@@ -134,7 +134,7 @@ class DistilledSetEvaluator(Callback):
         for m, name in enumerate(self.models):
             local = torch.full((self.num_students,), float("nan"), device=module.device)
             for i in range(rank, self.num_students, world):
-                keys = (int(module.hparams.seed), step, m, i)
+                keys = (module.seed, step, m, i)
                 local[i] = 100.0 * train_student(distilled, test_images, test_labels, name, recipe, keys,
                                                  module.device, autocast)
             accs = _combine(trainer, local)

@@ -93,6 +93,13 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         DSA(None if dsa_strategy == "auto" else dsa_strategy)  # validates the strategy string now
         # the subclass's own arguments are collected too (Lightning walks the __init__ frames)
         self.save_hyperparameters(ignore=["optimizer", "regularizers"])
+        # the base reads its own arguments from attributes: under LightningCLI ``hparams`` holds only the arguments
+        # the CLI gave (a subclass that fixes some, as RandomSelection does, would lack them there)
+        self.seed = int(seed)
+        self.init_scheme = init
+        self.dsa_strategy = dsa_strategy
+        self.artifact_path = artifact_path
+        self.image_grid_every_n_steps = image_grid_every_n_steps
         self.init_regularizers(regularizers)
         self.automatic_optimization = False
         self.synthetic = self.configure_synthetic()
@@ -176,17 +183,17 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         zca = source.zca_state() if data_space == "zca" and hasattr(source, "zca_state") else None
         self.data_meta = {"dataset": info.name, "class_names": list(info.class_names), "mean": list(info.mean),
                           "std": list(info.std), "dsa_strategy": info.dsa_strategy, "zca": zca}
-        strategy = self.hparams.dsa_strategy
+        strategy = self.dsa_strategy
         self.dsa = DSA(info.dsa_strategy if strategy == "auto" else strategy)
         self.initialize_images(source)
         self.configure_method(source)
 
     def initialize_images(self, source: RealDataSource) -> None:
         """Fill the synthetic images according to ``init`` (overridden by methods with their own init)."""
-        if self.hparams.init == "noise":
-            self.synthetic.fill_noise_(make_generator(self.hparams.seed, STREAM_INIT))
+        if self.init_scheme == "noise":
+            self.synthetic.fill_noise_(make_generator(self.seed, STREAM_INIT))
             return
-        images = random_real_subset(source, self.num_classes, self.ipc, self.hparams.seed)
+        images = random_real_subset(source, self.num_classes, self.ipc, self.seed)
         self.synthetic.fill_(images.to(self.synthetic.images))
 
     def configure_optimizers(self) -> Any:
@@ -197,8 +204,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         """The export callback (artifact + image grids), unless the Trainer already has one of its own."""
         if any(isinstance(cb, ExportDistilledSet) for cb in self.trainer.callbacks):
             return []
-        hp = self.hparams
-        return [ExportDistilledSet(path=hp.artifact_path, grid_every_n_iterations=hp.image_grid_every_n_steps)]
+        return [ExportDistilledSet(path=self.artifact_path, grid_every_n_iterations=self.image_grid_every_n_steps)]
 
     # ------------------------------------------------------------------ the iteration
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -253,7 +259,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             dataset=meta["dataset"],
             image_shape=tuple(self.synthetic.image_shape),
             iteration=self.iteration,
-            seed=int(self.hparams.seed),
+            seed=self.seed,
             augmented=views.augmented,
             syn_feature_maps=views.syn_feature_maps,
             real_feature_maps=views.real_feature_maps,
@@ -338,7 +344,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             dsa_strategy=meta["dsa_strategy"],
             method=self.method_name,
             ipc=self.ipc,
-            seed=int(self.hparams.seed),
+            seed=self.seed,
             hparams=hparams,
             version=__version__,
         )

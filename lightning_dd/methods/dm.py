@@ -47,7 +47,7 @@ class DM(MatchingModule):
         super().__init__(**kwargs)
         c, h, w = self.synthetic.image_shape
         # built without touching the global RNG; re-drawn from the run's generator every iteration
-        generator = make_generator(int(self.hparams.seed), STREAM_TRAIN, 0)
+        generator = make_generator(self.seed, STREAM_TRAIN, 0)
         net = create_network(network, c, self.num_classes, (h, w), generator=generator).requires_grad_(False)
         self.helpers = HelperNetworks(embedder=net)
         self.chunk_size = 0  # resolved in configure_method
