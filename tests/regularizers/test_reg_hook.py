@@ -231,7 +231,9 @@ def test_warmup_scales_lambda_linearly(pool_path: Path, tmp_path: Path) -> None:
     # the scale acts: a warm-up differs from constant λ, and warmup_steps=1 (scale 1 from step 0) is constant λ
     constant, _ = fit(tmp_path / "const", steps=7, regularizers=[CMIRegularizer(str(pool_path), 1e4)])
     one, _ = fit(
-        tmp_path / "one", steps=7, callbacks=[RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4), warmup_iterations=1)]
+        tmp_path / "one",
+        steps=7,
+        callbacks=[RegularizerSchedule(CMIRegularizer(str(pool_path), 1e4), warmup_iterations=1)],
     )
     warmed, _ = fit(
         tmp_path / "warm2",
