@@ -1,8 +1,9 @@
 """Distillation methods: one LightningModule per method on the shared :class:`DistillationModule` base."""
 
 from lightning_dd.data.protocol import RealDataSource
-from lightning_dd.methods.base import DistillationModule, MatchingModule, Views
+from lightning_dd.methods.base import DistillationModule, Views
 from lightning_dd.methods.dm import DM
+from lightning_dd.methods.matching import MatchingModule
 from lightning_dd.methods.random import RandomSelection
 
 __all__ = ["DM", "DistillationModule", "MatchingModule", "RandomSelection", "RealDataSource", "Views"]

@@ -6,7 +6,7 @@ synthetic images. One ``training_step`` is one distillation **iteration**, which
 image-optimiser step it wants (DM: once; IDM/IDC: once per class; DC/DSA: once per outer step). The base owns what
 every method shares: the :class:`~lightning_dd.synthetic.SyntheticSet` (:meth:`configure_synthetic`), the image
 optimiser over :meth:`param_groups` (one ``OptimizerCallable``), the run's generator, initialisation, regularizers,
-the finite check, logging, and the export (the :class:`~lightning_dd.callbacks.export.ExportDistilledSet` callback
+the finite check, logging, and the export (the :class:`~lightning_dd.methods.export.ExportDistilledSet` callback
 it returns from ``configure_callbacks``).
 
 Counting: :attr:`DistillationModule.iteration` is the number of completed iterations (Lightning's batch progress,
@@ -17,8 +17,6 @@ checkpointed with the loop); ``trainer.global_step`` counts optimiser steps. For
 
 from __future__ import annotations
 
-import functools
-import pickle
 import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
@@ -33,13 +31,14 @@ from torch import Tensor
 from lightning_dd import __version__
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
-from lightning_dd.callbacks.export import ExportDistilledSet
 from lightning_dd.data.protocol import RealDataSource, random_real_subset
+from lightning_dd.methods.export import ExportDistilledSet
+from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_json, plain_yaml
 from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext, Views
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
 from lightning_dd.synthetic import IMAGE_SPACES, SyntheticSet
 
-__all__ = ["DistillationModule", "MatchingModule", "Views", "picklable_optimizer_factory"]
+__all__ = ["DistillationModule", "Views"]
 
 INITS = ("real", "noise")
 
@@ -138,7 +137,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     def hparams_initial(self) -> AttributeDict:
         """The saved hyper-parameters as loggers receive them: plain YAML types (tuples as lists), so the
         ``hparams.yaml`` a logger writes loads with ``yaml.safe_load``."""
-        return AttributeDict({k: _yaml_plain(v) for k, v in super().hparams_initial.items()})
+        return AttributeDict({k: plain_yaml(v) for k, v in super().hparams_initial.items()})
 
     @property
     def ipc(self) -> int:
@@ -325,9 +324,9 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         synthetic = self.synthetic
         with torch.no_grad():
             images, labels = synthetic.decode()
-        hparams = _plain(dict(self.hparams))
+        hparams = plain_json(dict(self.hparams))
         if len(self.regularizers):  # not hyper-parameters (modules), yet they shape the images: record them
-            hparams["regularizers"] = [_plain(reg.describe()) for reg in self.regularizers]
+            hparams["regularizers"] = [plain_json(reg.describe()) for reg in self.regularizers]
         soft = synthetic.soft_labels
         return DistilledSet(
             images=images.detach().float().cpu().clone(),
@@ -348,73 +347,3 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             hparams=hparams,
             version=__version__,
         )
-
-
-class MatchingModule(DistillationModule):
-    """A method that matches the synthetic images to a class-balanced real batch (DM; DC, DSA, IDC, IDM next).
-
-    :meth:`distill_step` reshapes the batch by class (:meth:`real_by_class`) and takes one image step on
-    :meth:`match`; per-class methods override :meth:`distill_step` and call :meth:`image_step` per class.
-    """
-
-    def distill_step(self, batch: tuple[Tensor, Tensor]) -> None:
-        loss, views = self.match(self.real_by_class(batch))
-        self.image_step(loss, views)
-
-    @abstractmethod
-    def match(self, real: Tensor) -> tuple[Tensor, Views]:
-        """The matching loss of one image step and the views regularizers may use.
-
-        Args:
-            real: real images of every class in the data's space, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
-        """
-
-    def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)``; its labels are checked once."""
-        images, labels = batch
-        per_class = images.shape[0] // self.num_classes
-        if per_class < 1 or images.shape[0] != per_class * self.num_classes:
-            raise ValueError(f"the real batch has {images.shape[0]} images, not a multiple of the "
-                             f"{self.num_classes} classes (use RealDataModule / ClassBalancedBatchSampler)")
-        if not self._batch_checked:  # the sampler guarantees the order; checking every step would sync the host
-            expected = torch.arange(self.num_classes, device=labels.device).repeat_interleave(per_class)
-            if not torch.equal(labels, expected):
-                raise ValueError("the real batch must hold the same number of images of every class, sorted by "
-                                 "class (use RealDataModule / ClassBalancedBatchSampler)")
-            self._batch_checked = True
-        return images.view(self.num_classes, per_class, *images.shape[1:])
-
-
-def picklable_optimizer_factory(factory: OptimizerCallable) -> OptimizerCallable:
-    """``factory`` itself if it pickles, else an equivalent ``functools.partial(OptimizerClass, **defaults)``.
-
-    Signature defaults are lambdas (LightningCLI renders them as ``class_path``/``init_args``), which cannot be
-    pickled for ``ddp_spawn``; probing the factory once on a dummy tensor recovers the optimizer class and its
-    constructor arguments (``Optimizer.defaults``).
-    """
-    try:
-        pickle.dumps(factory)
-        return factory
-    except (pickle.PicklingError, AttributeError, TypeError):
-        probe = factory([torch.nn.Parameter(torch.zeros(1))])
-        return functools.partial(type(probe), **probe.defaults)
-
-
-def _yaml_plain(value: Any) -> Any:
-    """Tuples (and tuples inside lists/dicts) as lists; everything else unchanged."""
-    if isinstance(value, dict):
-        return {k: _yaml_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_yaml_plain(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """Hyper-parameters reduced to JSON-like values (callables and objects become their repr)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)

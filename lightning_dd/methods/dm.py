@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from lightning_dd.data.protocol import RealDataSource
 from lightning_dd.losses import distribution_matching
-from lightning_dd.methods.base import MatchingModule, Views
+from lightning_dd.methods.base import Views
+from lightning_dd.methods.matching import MatchingModule
 from lightning_dd.networks import HelperNetworks, create_network, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
 from lightning_dd.seeding import STREAM_TRAIN, make_generator

@@ -1,8 +1,9 @@
 """Export of the distilled set: the artifact at the end of ``fit`` and image grids along the way.
 
 Every :class:`~lightning_dd.methods.DistillationModule` returns this callback from ``configure_callbacks`` (unless the
-Trainer already has one), so a run writes one artifact by default. It needs only what the module exposes
-(``distilled_set()``, ``assert_finite()``, ``iteration``) and imports no method: it sits below ``methods/``.
+Trainer already has one), so a run writes one artifact by default. It lives beside the methods (the base imports it;
+``lightning_dd.callbacks`` re-exports it) and needs only what a module exposes (``distilled_set()``,
+``assert_finite()``, ``iteration``).
 """
 
 from __future__ import annotations
