@@ -1,6 +1,7 @@
 """The ``lightning-dd`` command line.
 
-* ``lightning-dd fit --config configs/dm/cifar10_ipc10.yaml [--data.root DIR] [--model.ipc 10]
+* ``lightning-dd fit --config configs/trainer/reference.yaml --config configs/method/dm.yaml
+  --config configs/data/cifar10.yaml --model.ipc 10 [--data.root DIR]
   [--trainer.max_steps N] [--seed_everything S] [--print_config]``: a LightningCLI over every
   :class:`~lightning_dd.methods.DistillationModule` (subclass mode) and :class:`~lightning_dd.data.RealDataModule`.
   ``max_steps`` counts distillation iterations; one seed (``seed_everything``) fixes the model's and the data's.

@@ -5,7 +5,7 @@
 """
 
 from lightning_dd.callbacks.evaluator import DistilledSetEvaluator
-from lightning_dd.methods.export import ExportDistilledSet, viewable_images
 from lightning_dd.callbacks.regularization import RegularizerSchedule
+from lightning_dd.methods.export import ExportDistilledSet, viewable_images
 
 __all__ = ["DistilledSetEvaluator", "ExportDistilledSet", "RegularizerSchedule", "viewable_images"]

@@ -24,11 +24,11 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_dd._atomic import atomic_json_dump
 from lightning_dd.artifact import DistilledSet
-from lightning_dd.methods.export import run_dir
 from lightning_dd.data.protocol import random_real_subset
 from lightning_dd.data.spaces import encode, evaluation_space, for_evaluation
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
+from lightning_dd.methods.export import run_dir
 
 
 class _Evaluable(Protocol):

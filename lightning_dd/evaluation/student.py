@@ -35,7 +35,7 @@ class StudentClassifier(L.LightningModule):
         network: str = "convnet",
         num_classes: int = 10,
         image_shape: tuple[int, int, int] = (3, 32, 32),
-        epochs: int = 300,
+        epochs: int = 1000,
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
@@ -44,6 +44,7 @@ class StudentClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.seed = int(seed)
         self.recipe = StudentRecipe(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                     dsa_strategy=dsa_strategy)
         c, h, w = image_shape
@@ -58,12 +59,12 @@ class StudentClassifier(L.LightningModule):
 
     def on_fit_start(self) -> None:
         # per-rank augmentation stream, independent of the global RNG
-        self._generator = make_generator(self.hparams.seed, STREAM_EVAL, self.global_rank, 1)
+        self._generator = make_generator(self.seed, STREAM_EVAL, self.global_rank, 1)
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
         soft = batch[2] if len(batch) > 2 else None
-        if self.augment is not None:
+        if not self.augment.is_identity:
             assert self._generator is not None
             x = self.augment(x, self._generator)
         loss = student_loss(self(x), y, soft)

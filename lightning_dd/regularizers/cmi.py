@@ -14,7 +14,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_dd.losses import CMILoss
-from lightning_dd.pretrained import ProxyPool, to_proxy_input
+from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, RegularizerContext
 from lightning_dd.regularizers.proxied import ProxyRegularizer
 
@@ -56,5 +56,5 @@ class CMIRegularizer(ProxyRegularizer):
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         images = ctx.augmented if self.use_augmented and ctx.augmented is not None else ctx.synthetic
         pool = self.pool(ctx)
-        x = to_proxy_input(images, ctx.space, pool.mean, pool.std)
+        x = pool.prepare_input(images, ctx.space)
         return {"cmi": self.loss(x, ctx.labels, self.proxy(ctx), ctx.num_classes)}

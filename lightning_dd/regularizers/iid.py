@@ -13,7 +13,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_dd.losses import ClassCentralizationLoss, CovarianceMatchingLoss
-from lightning_dd.pretrained import ProxyPool, to_proxy_input
+from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS, RegularizerContext
 from lightning_dd.regularizers.proxied import ProxyRegularizer
 
@@ -52,7 +52,7 @@ class IIDRegularizer(ProxyRegularizer):
             raise ValueError("IIDRegularizer needs the method's augmented images and feature maps "
                              "(views 'augmented' and 'feature_maps'); this method does not provide them")
         pool = self.pool(ctx)
-        features = self.proxy(ctx).embed(to_proxy_input(ctx.augmented, ctx.space, pool.mean, pool.std))
+        features = self.proxy(ctx).embed(pool.prepare_input(ctx.augmented, ctx.space))
         return {
             "iid_cc": self.cc(features, ctx.labels, ctx.num_classes),
             "iid_cm": self.cm(ctx.real_feature_maps, ctx.syn_feature_maps, ctx.real_labels, ctx.labels,

@@ -34,24 +34,22 @@ class ProxyRegularizer(Regularizer):
         self._checked = False
 
     def pool(self, ctx: RegularizerContext) -> ProxyPool:
-        """The pool on the images' device, loaded and checked once."""
-        device = ctx.synthetic.device
+        """The pool (its file read once, on the first step; networks are built per device when first drawn),
+        checked once against the run's dataset, resolution, normalisation and image space."""
         if not self._pool:
-            self._pool.append(ProxyPool.load(str(self.pool_source), device))
+            self._pool.append(ProxyPool.load(str(self.pool_source), ctx.synthetic.device))
         pool = self._pool[0]
         if not self._checked:
             pool.check_compatible(ctx.dataset, ctx.image_shape, ctx.mean, ctx.std, ctx.space,
                                   source=f"proxy pool {self.pool_source!s}")
             self._checked = True
-        if next(pool.networks[0].parameters()).device != device:
-            pool.networks = [net.to(device) for net in pool.networks]
         return pool
 
     def proxy(self, ctx: RegularizerContext) -> nn.Module:
-        """This step's proxy, drawn from the regularizer's own generator."""
+        """This step's proxy, drawn from the regularizer's own generator, on the images' device."""
         if self._generator is None:
             self._generator = make_generator(ctx.seed, STREAM_PROXY_CHOICE)
-        return self.pool(ctx).sample(self._generator)
+        return self.pool(ctx).sample(self._generator, device=ctx.synthetic.device)
 
     def describe(self) -> dict[str, Any]:
         source = self.pool_source
