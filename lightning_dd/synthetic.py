@@ -7,7 +7,7 @@ checkpoints load into a freshly constructed module; values are filled later (fro
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,8 @@ class SyntheticSet(nn.Module):
         soft_labels: ``nn.Parameter`` ``(K*ipc, K)`` or ``None``.
     """
 
+    labels: Tensor  # a registered buffer (nn.Module.__getattr__ would type it Tensor | Module)
+
     def __init__(
         self,
         num_classes: int,
@@ -60,7 +62,7 @@ class SyntheticSet(nn.Module):
             raise ValueError(f"space must be one of {IMAGE_SPACES}, got {space!r}")
         self.num_classes = int(num_classes)
         self.ipc = int(ipc)
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape: tuple[int, int, int] = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
         self.space = space
         n = self.num_classes * self.ipc
         self.images = nn.Parameter(torch.zeros(n, *self.image_shape))
@@ -171,8 +173,8 @@ class FactorizedSyntheticSet(SyntheticSet):
     """
 
     def __init__(self, num_classes: int, ipc: int, image_shape: tuple[int, int, int], factor: int = 2,
-                 layout: GridLayout = "multi_formation", **kwargs: object) -> None:
-        super().__init__(num_classes, ipc, image_shape, **kwargs)  # type: ignore[arg-type]
+                 layout: GridLayout = "multi_formation", **kwargs: Any) -> None:
+        super().__init__(num_classes, ipc, image_shape, **kwargs)
         decode_grid(torch.zeros(1, *self.image_shape), factor, layout)  # validates factor/layout for this shape
         self._factor = factor
         self.layout: GridLayout = layout

@@ -82,7 +82,7 @@ def test_no_import_cycles() -> None:
         stack.append(node)
         for dep in sorted(GRAPH[node]):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):] + [dep]
+                cycle = [*stack[stack.index(dep):], dep]
                 raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
             if dep not in state:
                 visit(dep)

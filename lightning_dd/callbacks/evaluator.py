@@ -16,7 +16,7 @@ interval evaluation that fell on it is reused.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import lightning as L
 import torch
@@ -24,13 +24,16 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_dd._atomic import atomic_json_dump
 from lightning_dd.artifact import DistilledSet
-from lightning_dd.data.protocol import random_real_subset
+from lightning_dd.data.protocol import RealDataSource, random_real_subset
 from lightning_dd.data.spaces import encode, evaluation_space, for_evaluation
+from lightning_dd.data.types import LabeledImages
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
 from lightning_dd.methods.export import run_dir
 
 
+# What the hooks read from the module (a DistillationModule). The hooks receive it typed as a plain LightningModule,
+# which declares none of this: hence `module: _Evaluable = pl_module  # type: ignore[assignment]`.
 class _Evaluable(Protocol):
     method_name: str
     iteration: int
@@ -40,6 +43,18 @@ class _Evaluable(Protocol):
     seed: int
 
     def distilled_set(self) -> DistilledSet: ...
+
+
+class _EvaluationData(RealDataSource, Protocol):
+    """What the evaluator reads from the datamodule (:class:`~lightning_dd.data.real.RealDataModule` provides it)."""
+
+    def test_split(self) -> LabeledImages: ...
+
+
+def _datamodule(trainer: L.Trainer) -> _EvaluationData:
+    """The run's datamodule (Lightning sets ``trainer.datamodule`` at fit time without declaring it on ``Trainer``;
+    the method's ``setup`` has checked it is a real-data source)."""
+    return cast(_EvaluationData, getattr(trainer, "datamodule", None))
 
 
 class DistilledSetEvaluator(Callback):
@@ -106,7 +121,7 @@ class DistilledSetEvaluator(Callback):
         self.results = {"iteration": count, "epochs": self.epochs, "students": self.num_students,
                         module.method_name: summary}
         if self.compare_random and module.method_name != "random":
-            images = random_real_subset(trainer.datamodule, module.num_classes, module.ipc, module.seed)
+            images = random_real_subset(_datamodule(trainer), module.num_classes, module.ipc, module.seed)
             labels = torch.arange(module.num_classes).repeat_interleave(module.ipc)
             baseline = dataclasses.replace(distilled, images=images, labels=labels, method="random", hparams={},
                                            soft_labels=None, lr=None, factor=1)
@@ -145,7 +160,7 @@ class DistilledSetEvaluator(Callback):
     def _test_split(self, trainer: L.Trainer, distilled: DistilledSet) -> tuple[torch.Tensor, torch.Tensor]:
         """The real test split in the set's evaluation space (cached per space)."""
         space = evaluation_space(distilled.space)
-        split = trainer.datamodule.test_split()
+        split = _datamodule(trainer).test_split()
         if space not in self._test:
             self._test[space] = encode(split.images, space, distilled.mean, distilled.std, distilled.zca)
         return self._test[space], split.labels

@@ -84,6 +84,7 @@ class TrainDataLoader(DataLoader):
         assert isinstance(sampler, ClassBalancedBatchSampler)
         return sampler.num_batches
 
+    # DataLoader.__iter__ is typed to return its _BaseDataLoaderIter; this one returns the lazy wrapper
     def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
         return LazyIterator(self)
 

@@ -77,6 +77,8 @@ def distribution_matching(
     syn_maps: list[Tensor] = []
     real_maps: list[Tensor] = []
 
+    # `net` is duck-typed (a DistillationNetwork in practice); nn.Module.__getattr__ types its embed / feature_map /
+    # embed_from_map as Tensor | Module, hence the [operator] ignores
     def embed(x: Tensor, keep: list[Tensor]) -> Tensor:
         if not keep_feature_maps:
             return net.embed(x)  # type: ignore[operator]

@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.loops.progress import _ProcessedTracker
 from lightning.pytorch.utilities.parsing import AttributeDict
 from torch import Tensor
 
@@ -115,7 +116,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     def configure_synthetic(self) -> SyntheticSet:
         """The synthetic set (shape known now, values filled in ``setup``); override for factorised sets."""
         hp = self.hparams
-        return SyntheticSet(int(hp.num_classes), int(hp.ipc), tuple(hp.image_shape), space=hp.space)
+        return SyntheticSet(int(hp["num_classes"]), int(hp["ipc"]), tuple(hp["image_shape"]), space=hp["space"])
 
     def configure_method(self, data: RealDataSource) -> None:
         """Build method-specific helpers (networks, buffers) from the data; runs after image initialisation."""
@@ -155,14 +156,16 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         trainer = self._trainer
         if trainer is None:
             return 0
-        return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
+        total = trainer.fit_loop.epoch_loop.batch_progress.total
+        assert isinstance(total, _ProcessedTracker)  # Lightning's batch progress tracks processed batches
+        return int(total.processed)
 
     # ------------------------------------------------------------------ setup / init
     def setup(self, stage: str) -> None:
         """Read the dataset's description and fill the images (before the DDP wrap, so ranks agree)."""
         if stage != "fit":
             return
-        source = self.trainer.datamodule
+        source = getattr(self.trainer, "datamodule", None)  # set by Lightning at fit time, not declared on Trainer
         if not isinstance(source, RealDataSource):
             raise TypeError(
                 f"{type(self).__name__} needs a datamodule with `info` and `real_images(class_index, n, generator)` "
@@ -201,7 +204,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
 
     def configure_callbacks(self) -> list[Callback]:
         """The export callback (artifact + image grids), unless the Trainer already has one of its own."""
-        if any(isinstance(cb, ExportDistilledSet) for cb in self.trainer.callbacks):
+        callbacks: list[Callback] = getattr(self.trainer, "callbacks", [])  # set by Lightning, not declared on Trainer
+        if any(isinstance(cb, ExportDistilledSet) for cb in callbacks):
             return []
         return [ExportDistilledSet(path=self.artifact_path, grid_every_n_iterations=self.image_grid_every_n_steps)]
 
@@ -231,6 +235,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
                 self.log(f"reg/{name}", value)
         self._track_finite(loss)
         optimizer = self.optimizers()
+        assert not isinstance(optimizer, list), "a DistillationModule has one (image) optimizer"
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()
@@ -243,6 +248,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     def regularizer_context(self, views: Views) -> RegularizerContext:
         """The context handed to regularizers: the step's images (default the decoded set), description, views."""
         meta = self.data_meta
+        labels: Tensor | None
         if views.synthetic is None:
             synthetic, labels = self.synthetic.decode()
         else:
@@ -256,7 +262,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             mean=tuple(meta["mean"]),
             std=tuple(meta["std"]),
             dataset=meta["dataset"],
-            image_shape=tuple(self.synthetic.image_shape),
+            image_shape=self.synthetic.image_shape,
             iteration=self.iteration,
             seed=self.seed,
             augmented=views.augmented,
@@ -302,7 +308,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         checkpoint["lightning_dd"] = {
             "generator": self.generator.get_state(),
             "data_meta": self.data_meta,
-            "regularizers": [reg.state_for_checkpoint() for reg in self.regularizers],
+            "regularizers": [reg.state_for_checkpoint() for reg in self.attached_regularizers()],
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -312,7 +318,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             self.data_meta = dict(state["data_meta"])
             saved = state.get("regularizers", [])
             if len(saved) == len(self.regularizers):
-                for reg, reg_state in zip(self.regularizers, saved, strict=True):
+                for reg, reg_state in zip(self.attached_regularizers(), saved, strict=True):
                     reg.load_checkpoint_state(reg_state)
 
     # ------------------------------------------------------------------ the artifact
@@ -326,7 +332,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             images, labels = synthetic.decode()
         hparams = plain_json(dict(self.hparams))
         if len(self.regularizers):  # not hyper-parameters (modules), yet they shape the images: record them
-            hparams["regularizers"] = [plain_json(reg.describe()) for reg in self.regularizers]
+            hparams["regularizers"] = [plain_json(reg.describe()) for reg in self.attached_regularizers()]
         soft = synthetic.soft_labels
         return DistilledSet(
             images=images.detach().float().cpu().clone(),

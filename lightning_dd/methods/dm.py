@@ -62,7 +62,7 @@ class DM(MatchingModule):
 
     def resolve_chunk_size(self, device: torch.device) -> int:
         """Classes per forward for ``device`` under the ``classes_per_forward`` setting."""
-        setting = self.hparams.classes_per_forward
+        setting = self.hparams["classes_per_forward"]
         if setting != "auto":
             return min(int(setting), self.num_classes)
         has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.embedder.modules())

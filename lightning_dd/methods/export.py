@@ -23,6 +23,8 @@ from lightning_dd.visualize import save_image_grid
 __all__ = ["ExportDistilledSet", "viewable_images"]
 
 
+# What the hooks read from the module (a DistillationModule). The hooks receive it typed as a plain LightningModule,
+# which declares none of this: hence `module: _Exportable = pl_module  # type: ignore[assignment]`.
 class _Exportable(Protocol):
     method_name: str
     iteration: int
@@ -88,7 +90,7 @@ class ExportDistilledSet(Callback):
         per_row = max(1, distilled.images.shape[0] // max(1, distilled.num_classes))
         grid = save_image_grid(viewable_images(distilled), per_row, path)
         experiment = getattr(trainer.logger, "experiment", None) if trainer.logger else None
-        if hasattr(experiment, "add_image") and iteration != self._logged_iteration:
+        if experiment is not None and hasattr(experiment, "add_image") and iteration != self._logged_iteration:
             experiment.add_image("synthetic_images", grid, iteration)
             self._logged_iteration = iteration
 

@@ -45,6 +45,7 @@ def as_image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
     """Normalise ``image_size`` (an int or an ``(H, W)`` pair) to a ``(H, W)`` tuple of positive ints."""
     if isinstance(image_size, bool):
         raise TypeError(f"image_size must be an int or an (H, W) pair, got {image_size!r}")
+    hw: tuple[int, ...]
     if isinstance(image_size, int):
         hw = (image_size, image_size)
     else:
@@ -56,7 +57,7 @@ def as_image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
             raise ValueError(f"image_size must be an int or an (H, W) pair, got {image_size!r}")
     if hw[0] <= 0 or hw[1] <= 0:
         raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 def _check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:

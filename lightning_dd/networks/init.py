@@ -9,6 +9,7 @@ global RNG stream is left alone.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
 __all__ = ["reinitialize_"]
+
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
 
 _NORM_TYPES: tuple[type[nn.Module], ...] = (_NormBase, nn.GroupNorm, nn.LayerNorm)
 # negative slope a = sqrt(5) of the default kaiming_uniform_ of nn.Linear / nn.ConvNd
@@ -30,9 +33,9 @@ def _uniform_(param: torch.Tensor, bound: float, generator: torch.Generator) -> 
     param.copy_(sample)
 
 
-def _reset_affine(module: nn.Module, generator: torch.Generator) -> None:
+def _reset_affine(module: _ConvNd | nn.Linear, generator: torch.Generator) -> None:
     """Conv / Linear default init: weight ~ kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), same bound for bias."""
-    weight: torch.Tensor = module.weight  # type: ignore[assignment]
+    weight = module.weight
     fan_in, _ = nn.init._calculate_fan_in_and_fan_out(weight)
     # same arithmetic as nn.init.kaiming_uniform_, so the draw is bit-identical to it for a CPU generator
     std = _DEFAULT_GAIN / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -74,7 +77,7 @@ def _reset_other(module: nn.Module, generator: torch.Generator) -> None:
 
 
 @torch.no_grad()
-def reinitialize_(net: nn.Module, generator: torch.Generator) -> nn.Module:
+def reinitialize_(net: _ModuleT, generator: torch.Generator) -> _ModuleT:
     """Re-draw every parameter of ``net`` in place from PyTorch's default init, using only ``generator``.
 
     * ``nn.Conv*d`` / ``nn.Linear`` (and subclasses): ``weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (the default

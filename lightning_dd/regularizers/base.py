@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -96,8 +96,9 @@ class Regularizer(nn.Module, ABC):
     iterations, whatever the number of image steps per iteration).
     """
 
-    #: views of the matching step this regularizer reads (VIEW_AUGMENTED, VIEW_FEATURE_MAPS)
-    needs: ClassVar[frozenset[str]] = frozenset()
+    #: views of the matching step this regularizer reads (VIEW_AUGMENTED, VIEW_FEATURE_MAPS); a class default that
+    #: an instance may replace (CMI with ``augmented=True``)
+    needs: frozenset[str] = frozenset()
 
     def __init__(self, weights: dict[str, float], every_n_steps: int = 1) -> None:
         super().__init__()
@@ -154,16 +155,21 @@ class RegularizationMixin:
             raise TypeError(f"regularizers must be lightning_dd Regularizer modules, got {type(regularizer).__name__}")
         self.regularizers.append(regularizer)
 
+    def attached_regularizers(self) -> Iterator[Regularizer]:
+        """The attached regularizers (``self.regularizers`` iterates as plain ``nn.Module``s; only
+        :meth:`attach_regularizer` adds to it, and it admits :class:`Regularizer` instances only)."""
+        return cast("Iterator[Regularizer]", iter(self.regularizers))
+
     def needs_view(self, view: str) -> bool:
         """Whether an attached regularizer needs ``view`` from the matching step."""
-        return any(view in reg.needs for reg in self.regularizers)
+        return any(view in reg.needs for reg in self.attached_regularizers())
 
     def regularize(self, ctx: RegularizerContext) -> tuple[Tensor, dict[str, Tensor]]:
         """``(total, logs)``: total = sum over regularizers and terms of ``weight * term`` (terms of weight 0 are
         computed without gradient, only for logging, so that λ = 0 leaves the images bit-identical)."""
         total = ctx.synthetic.new_zeros(())
         logs: dict[str, Tensor] = {}
-        for reg in self.regularizers:
+        for reg in self.attached_regularizers():
             if not reg.active(ctx):
                 continue
             weights = reg.effective_weights()

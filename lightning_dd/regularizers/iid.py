@@ -52,7 +52,11 @@ class IIDRegularizer(ProxyRegularizer):
             raise ValueError("IIDRegularizer needs the method's augmented images and feature maps "
                              "(views 'augmented' and 'feature_maps'); this method does not provide them")
         pool = self.pool(ctx)
-        features = self.proxy(ctx).embed(pool.prepare_input(ctx.augmented, ctx.space))
+        proxy = self.proxy(ctx)
+        embed = getattr(proxy, "embed", None)
+        if not callable(embed):
+            raise TypeError(f"IIDRegularizer needs proxies with an embed() method, got {type(proxy).__name__}")
+        features = embed(pool.prepare_input(ctx.augmented, ctx.space))
         return {
             "iid_cc": self.cc(features, ctx.labels, ctx.num_classes),
             "iid_cm": self.cm(ctx.real_feature_maps, ctx.syn_feature_maps, ctx.real_labels, ctx.labels,
