@@ -34,6 +34,10 @@ class DM(MatchingModule):
             in one forward on accelerators (fewest launches) and for BatchNorm networks (whose statistics must
             see every class, as the reference's BN branch), one class per forward on the CPU (faster there: the
             reference's per-class loop). Every setting gives the same loss for instance-norm networks.
+        real_images_per_forward: the real images (no gradient) go through the network in forwards of at most this
+            many images. ``"auto"``: 16 on the CPU for networks without BatchNorm (keeps activations small enough for
+            the allocator to reuse: no page faults per iteration; ``benchmarks/dm_iteration_vs_official.py``), all at
+            once otherwise; ``None``: all at once. The loss is the same up to float rounding.
         **kwargs: the arguments of :class:`~lightning_dd.methods.base.DistillationModule` (``ipc``, ``optimizer``,
             ``seed``, ...; the reference uses SGD lr 1, momentum 0.5, ``init="real"``).
     """
@@ -41,10 +45,13 @@ class DM(MatchingModule):
     method_name = "DM"
 
     def __init__(self, network: str = "convnet", classes_per_forward: int | Literal["auto"] = "auto",
-                 **kwargs: Any) -> None:
-        if classes_per_forward != "auto" and (isinstance(classes_per_forward, bool)
-                                              or not isinstance(classes_per_forward, int) or classes_per_forward < 1):
-            raise ValueError(f"classes_per_forward must be 'auto' or an integer >= 1, got {classes_per_forward!r}")
+                 real_images_per_forward: int | Literal["auto"] | None = "auto", **kwargs: Any) -> None:
+        for name, value in (("classes_per_forward", classes_per_forward),
+                            ("real_images_per_forward", real_images_per_forward)):
+            if value not in ("auto", None) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be 'auto' or an integer >= 1, got {value!r}")
+        if classes_per_forward is None:
+            raise ValueError("classes_per_forward must be 'auto' or an integer >= 1, got None")
         super().__init__(**kwargs)
         c, h, w = self.synthetic.image_shape
         # built without touching the global RNG; re-drawn from the run's generator every iteration
@@ -52,21 +59,33 @@ class DM(MatchingModule):
         net = create_network(network, c, self.num_classes, (h, w), generator=generator).requires_grad_(False)
         self.helpers = HelperNetworks(embedder=net)
         self.chunk_size = 0  # resolved in configure_method
+        self.real_per_forward: int | None = None  # resolved in configure_method
 
     @property
     def embedder(self) -> nn.Module:
         return self.helpers["embedder"]
 
     def configure_method(self, data: RealDataSource) -> None:
-        self.chunk_size = self.resolve_chunk_size(self.trainer.strategy.root_device)
+        device = self.trainer.strategy.root_device
+        self.chunk_size = self.resolve_chunk_size(device)
+        self.real_per_forward = self.resolve_real_per_forward(device)
+
+    def _has_batchnorm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.embedder.modules())
+
+    def resolve_real_per_forward(self, device: torch.device) -> int | None:
+        """Real images per forward for ``device`` under the ``real_images_per_forward`` setting."""
+        setting = self.hparams["real_images_per_forward"]
+        if setting != "auto":
+            return None if setting is None else int(setting)
+        return 16 if device.type == "cpu" and not self._has_batchnorm() else None
 
     def resolve_chunk_size(self, device: torch.device) -> int:
         """Classes per forward for ``device`` under the ``classes_per_forward`` setting."""
         setting = self.hparams["classes_per_forward"]
         if setting != "auto":
             return min(int(setting), self.num_classes)
-        has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.embedder.modules())
-        return self.num_classes if device.type != "cpu" or has_batchnorm else 1
+        return self.num_classes if device.type != "cpu" or self._has_batchnorm() else 1
 
     def on_fit_start(self) -> None:
         self.helpers.on(self.device)
@@ -79,7 +98,8 @@ class DM(MatchingModule):
                                                                    image_size=tuple(real.shape[-2:]))
         feature_maps = self.needs_view(VIEW_FEATURE_MAPS)
         out = distribution_matching(net, real, self.synthetic.by_class(), self.dsa, params, self.chunk_size or 1,
-                                    keep_augmented=self.needs_view(VIEW_AUGMENTED), keep_feature_maps=feature_maps)
+                                    keep_augmented=self.needs_view(VIEW_AUGMENTED), keep_feature_maps=feature_maps,
+                                    real_images_per_forward=self.real_per_forward)
         real_labels = None
         if feature_maps:
             real_labels = torch.arange(self.num_classes, device=real.device).repeat_interleave(real.shape[1])

@@ -80,3 +80,22 @@ def test_views_are_the_augmented_images_and_maps_of_the_same_forward(setup):
 def test_loss_is_zero_when_synthetic_equals_real_without_augmentation(setup):
     net, real, _ = setup
     assert dm_loss(net, real, real.clone(), None, None, 5).item() == pytest.approx(0.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("per_forward", [1, 4, 5, 6, 100])
+def test_real_images_in_smaller_forwards_give_the_same_loss(setup, per_forward):
+    net, real, syn = setup
+    dsa = DSA("color_crop_cutout_flip_scale_rotate")
+    params = dsa.sample(real.shape[0], torch.Generator().manual_seed(3), image_size=(16, 16))
+    whole = distribution_matching(net, real, syn, dsa, params, 1, keep_feature_maps=True)
+    parts = distribution_matching(net, real, syn, dsa, params, 1, keep_feature_maps=True,
+                                  real_images_per_forward=per_forward)
+    torch.testing.assert_close(parts.loss, whole.loss, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(parts.real_feature_maps, whole.real_feature_maps, rtol=1e-6, atol=1e-6)
+    (g_parts,) = torch.autograd.grad(parts.loss, syn)
+    (g_whole,) = torch.autograd.grad(whole.loss, syn)
+    torch.testing.assert_close(g_parts, g_whole, rtol=1e-5, atol=1e-7)
+    if per_forward >= real.shape[1]:  # one forward per class either way: bit-identical
+        assert torch.equal(parts.loss, whole.loss)
+    with pytest.raises(ValueError, match="real_images_per_forward"):
+        distribution_matching(net, real, syn, dsa, params, 1, real_images_per_forward=0)

@@ -106,6 +106,7 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
         ({"init": "zeros"}, "init"),
         ({"network": "foonet"}, "foonet"),
         ({"classes_per_forward": 0}, "classes_per_forward"),
+        ({"real_images_per_forward": 0}, "real_images_per_forward"),
     ],
 )
 def test_bad_model_arguments_fail_fast(kwargs, match):
@@ -132,6 +133,12 @@ def test_auto_chunking_per_device():
     assert model.resolve_chunk_size(torch.device("cuda")) == 10
     bn = tiny_dm(network="convnet_bn")
     assert bn.resolve_chunk_size(torch.device("cpu")) == 10
+    # real images per forward: small forwards on the CPU (allocator reuse), never for BatchNorm (batch statistics)
+    assert model.resolve_real_per_forward(torch.device("cpu")) == 16
+    assert model.resolve_real_per_forward(torch.device("cuda")) is None
+    assert bn.resolve_real_per_forward(torch.device("cpu")) is None
+    assert tiny_dm(real_images_per_forward=None).resolve_real_per_forward(torch.device("cpu")) is None
+    assert tiny_dm(real_images_per_forward=7).resolve_real_per_forward(torch.device("cuda")) == 7
 
 
 def test_bf16_mixed_keeps_images_float32(tmp_path):
