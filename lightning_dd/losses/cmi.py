@@ -32,27 +32,31 @@ _REDUCTIONS = ("global", "per_class")
 _OUTPUTS = ("features", "logits")
 
 
-def _check_labels(labels: Tensor, n: int, num_classes: int, name: str = "labels") -> None:
-    """Validate ``labels``: integer, shape ``(n,)``, values in ``[0, num_classes)`` (one host sync)."""
+def _check_labels(labels: Tensor, n: int, num_classes: int, name: str = "labels", validate_args: bool = True) -> None:
+    """Validate ``labels``: integer, shape ``(n,)``, and (when ``validate_args``) values in ``[0, num_classes)``.
+
+    The value check costs one host synchronisation; the dtype/shape checks are free and always run.
+    """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor, got dtype {labels.dtype}")
     if labels.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
-    if n > 0:
+    if validate_args and n > 0:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"{name} must lie in [0, {num_classes}), got values in [{lo}, {hi}]")
 
 
-def class_centroids(probs: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+def class_centroids(probs: Tensor, labels: Tensor, num_classes: int, validate_args: bool = True) -> Tensor:
     """Per-class mean of the rows of ``probs``.
 
     Args:
         probs: ``(N, D)``; in CMI the rows are points on the simplex, but any real rows are accepted.
         labels: integer ``(N,)`` with values in ``[0, num_classes)``.
         num_classes: number of rows of the result.
+        validate_args: check the label values (a host sync); pass ``False`` once the inputs are known valid.
 
     Returns:
         ``(num_classes, D)`` with row ``c = (1 / |S_c|) * sum_{i : labels_i = c} probs_i``. Classes absent from
@@ -61,7 +65,7 @@ def class_centroids(probs: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """
     if probs.dim() != 2:
         raise ValueError(f"probs must be 2-D (N, D), got shape {tuple(probs.shape)}")
-    _check_labels(labels, probs.shape[0], num_classes)
+    _check_labels(labels, probs.shape[0], num_classes, validate_args=validate_args)
     labels = labels.long()
     sums = probs.new_zeros(num_classes, probs.shape[1]).index_add(0, labels, probs)
     counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).to(probs.dtype)
@@ -74,6 +78,7 @@ def conditional_mutual_information(
     num_classes: int,
     temperature: float = 1.0,
     reduction: Literal["global", "per_class"] = "global",
+    validate_args: bool = True,
 ) -> Tensor:
     """CMI of the synthetic set given its labels (see the module docstring for the formula).
 
@@ -84,6 +89,8 @@ def conditional_mutual_information(
         temperature: ``T > 0``; ``P_s = softmax(outputs_s / T)``. The official code uses ``T = 1``.
         reduction: ``"global"`` divides the sum of the ``N`` per-sample KLs by ``N``; ``"per_class"`` divides each
             class's sum by its own size and sums over the classes present.
+        validate_args: check the label values (one host sync, torchmetrics style); ``CMILoss`` checks its first
+            call only.
 
     Returns:
         Scalar tensor ``>= 0``, differentiable with respect to ``outputs``.
@@ -105,7 +112,7 @@ def conditional_mutual_information(
     n, d = outputs.shape
     if n == 0:
         raise ValueError("outputs must contain at least one sample")
-    _check_labels(labels, n, num_classes)
+    _check_labels(labels, n, num_classes, validate_args=validate_args)
 
     # Work over the classes actually present (index 0..K-1), so no empty group ever produces log(0).
     _, group, counts = torch.unique(labels.long(), return_inverse=True, return_counts=True)
@@ -159,6 +166,7 @@ class CMILoss(nn.Module):
         self.output = output
         self.temperature = float(temperature)
         self.reduction: Literal["global", "per_class"] = reduction
+        self._validated = False
 
     def forward(self, images: Tensor, labels: Tensor, proxy: nn.Module, num_classes: int) -> Tensor:
         if self.output == "features":
@@ -169,8 +177,10 @@ class CMILoss(nn.Module):
         else:
             outputs = proxy(images)
         outputs = outputs.flatten(1)  # (N, D); a no-op for the usual (N, D) embeddings / logits
+        validate, self._validated = not self._validated, True  # the labels of a run do not change: check once
         return conditional_mutual_information(
-            outputs, labels, num_classes, temperature=self.temperature, reduction=self.reduction
+            outputs, labels, num_classes, temperature=self.temperature, reduction=self.reduction,
+            validate_args=validate,
         )
 
     def extra_repr(self) -> str:

@@ -35,6 +35,7 @@ def class_centralization(
     form: Literal["squared", "exp"] = "squared",
     beta: float = 0.0,
     scale: float = 0.02,
+    validate_args: bool = True,
 ) -> Tensor:
     """Class-centralization loss ``L_CC`` of IID.
 
@@ -58,6 +59,7 @@ def class_centralization(
         form: ``"squared"`` (default, shipped code) or ``"exp"``.
         beta: hinge threshold of the ``"exp"`` form.
         scale: multiplier of ``d_i`` inside ``exp`` (official comment: 0.02).
+        validate_args: check the label values (a host sync); the module form checks its first call only.
 
     Returns:
         Scalar tensor, differentiable with respect to ``features``.
@@ -67,7 +69,7 @@ def class_centralization(
     if features.dim() < 2:
         raise ValueError(f"features must be at least 2-D (N, D), got shape {tuple(features.shape)}")
     g = features.flatten(1)
-    mu = class_centroids(g, labels, num_classes)  # validates labels
+    mu = class_centroids(g, labels, num_classes, validate_args=validate_args)
     d = (g - mu[labels.long()]).pow(2).sum(dim=1)  # (N,)
     if form == "squared":
         return d.sum()
@@ -84,9 +86,12 @@ class ClassCentralizationLoss(nn.Module):
         self.form: Literal["squared", "exp"] = form
         self.beta = float(beta)
         self.scale = float(scale)
+        self._validated = False
 
     def forward(self, features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
-        return class_centralization(features, labels, num_classes, form=self.form, beta=self.beta, scale=self.scale)
+        validate, self._validated = not self._validated, True  # label values checked on the first call only
+        return class_centralization(features, labels, num_classes, form=self.form, beta=self.beta, scale=self.scale,
+                                    validate_args=validate)
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}, beta={self.beta}, scale={self.scale}"
@@ -129,7 +134,8 @@ def local_covariance(maps: Tensor) -> Tensor:
 
 
 def covariance_matching(
-    real_maps: Tensor, syn_maps: Tensor, real_labels: Tensor, syn_labels: Tensor, num_classes: int
+    real_maps: Tensor, syn_maps: Tensor, real_labels: Tensor, syn_labels: Tensor, num_classes: int,
+    validate_args: bool = True,
 ) -> Tensor:
     """Local covariance matching loss ``L_CM`` of IID.
 
@@ -143,6 +149,8 @@ def covariance_matching(
         real_labels: integer ``(B_r,)``; every class of ``syn_labels`` must occur here.
         syn_labels: integer ``(B_s,)``.
         num_classes: total number of classes.
+        validate_args: check the label values and that every synthetic class has real maps (host syncs); the
+            module form checks its first call only.
 
     Returns:
         Scalar tensor. When every synthetic class has the same number of synthetic images and the same number of
@@ -153,15 +161,15 @@ def covariance_matching(
     syn = _as_bcp(syn_maps, "syn_maps")
     if real.shape[1] != syn.shape[1]:
         raise ValueError(f"real_maps and syn_maps must have the same channels, got {real.shape[1]} and {syn.shape[1]}")
-    _check_labels(real_labels, real.shape[0], num_classes, "real_labels")
-    _check_labels(syn_labels, syn.shape[0], num_classes, "syn_labels")
+    _check_labels(real_labels, real.shape[0], num_classes, "real_labels", validate_args)
+    _check_labels(syn_labels, syn.shape[0], num_classes, "syn_labels", validate_args)
     if syn.shape[0] == 0:
         return syn.sum() * 0.0
     real_labels, syn_labels = real_labels.long(), syn_labels.long()
 
     classes, syn_counts = torch.unique(syn_labels, return_counts=True)  # sorted
     real_counts = torch.bincount(real_labels, minlength=num_classes)[classes]
-    if bool((real_counts == 0).any()):
+    if validate_args and bool((real_counts == 0).any()):
         missing = classes[real_counts == 0].tolist()
         raise ValueError(f"classes {missing} have synthetic but no real feature maps")
 
@@ -194,10 +202,16 @@ class CovarianceMatchingLoss(nn.Module):
     """Module form of :func:`covariance_matching`.
 
     ``forward(real_maps, syn_maps, real_labels, syn_labels, num_classes)`` -> scalar; maps are ``(B, C, H, W)`` or
-    ``(B, C, P)`` (official: the un-pooled last ConvNet feature map, ``(B, 128, 16)`` for CIFAR).
+    ``(B, C, P)`` (official: the un-pooled last ConvNet feature map, ``(B, 128, 16)`` for CIFAR). The label
+    values are checked on the first call only (``validate_args`` of the functional form).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._validated = False
 
     def forward(
         self, real_maps: Tensor, syn_maps: Tensor, real_labels: Tensor, syn_labels: Tensor, num_classes: int
     ) -> Tensor:
-        return covariance_matching(real_maps, syn_maps, real_labels, syn_labels, num_classes)
+        validate, self._validated = not self._validated, True
+        return covariance_matching(real_maps, syn_maps, real_labels, syn_labels, num_classes, validate_args=validate)

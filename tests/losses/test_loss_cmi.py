@@ -240,3 +240,34 @@ def test_errors() -> None:
         CMILoss(output="probs")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="embed"):
         CMILoss()(torch.randn(2, 3), torch.tensor([0, 0]), nn.Linear(3, 3), 1)
+
+
+def test_validate_args_false_skips_only_the_value_check_and_the_module_checks_once() -> None:
+    import lightning_dd.losses.cmi as cmi_module
+
+    outputs = torch.randn(6, 4)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    bad = torch.tensor([0, 0, 1, 1, 2, 7])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        conditional_mutual_information(outputs, bad, 3)
+    with pytest.raises(ValueError, match="shape"):  # shape checks are free and always run
+        conditional_mutual_information(outputs, labels[:5], 3, validate_args=False)
+    value = conditional_mutual_information(outputs, labels, 3, validate_args=False)
+    assert torch.equal(value, conditional_mutual_information(outputs, labels, 3))
+
+    calls: list[bool] = []
+    original = cmi_module.conditional_mutual_information
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs["validate_args"])
+        return original(*args, **kwargs)
+
+    loss = CMILoss(output="logits")
+    proxy = torch.nn.Linear(4, 4)
+    cmi_module.conditional_mutual_information = spy
+    try:
+        for _ in range(3):
+            loss(outputs, labels, proxy, 3)
+    finally:
+        cmi_module.conditional_mutual_information = original
+    assert calls == [True, False, False]
