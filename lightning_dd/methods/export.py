@@ -17,7 +17,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
 from lightning_dd.artifact import DistilledSet
-from lightning_dd.data.spaces import to_pixels
+from lightning_dd.augment.zca import ZCA
+from lightning_dd.data.spaces import as_zca, to_pixels
 from lightning_dd.visualize import save_image_grid
 
 __all__ = ["ExportDistilledSet", "viewable_images"]
@@ -34,10 +35,14 @@ class _Exportable(Protocol):
     def assert_finite(self) -> None: ...
 
 
-def viewable_images(distilled: DistilledSet) -> Tensor:
-    """The artifact's images as ``[0, 1]`` pixels ``(N, C, H, W)`` (inverse of its space's transform; clipped)."""
+def viewable_images(distilled: DistilledSet, zca: ZCA | None = None) -> Tensor:
+    """The artifact's images as ``[0, 1]`` pixels ``(N, C, H, W)`` (inverse of its space's transform; clipped).
+
+    ``zca``: the set's ZCA already built (its matrices are cached on it); default: rebuilt from ``distilled.zca``.
+    """
+    whitening = zca if zca is not None else as_zca(distilled.zca)
     pixels = to_pixels(distilled.images.detach().float().cpu(), distilled.space, distilled.mean, distilled.std,
-                       distilled.zca)
+                       whitening)
     return pixels.clamp(0, 1)
 
 
@@ -64,6 +69,7 @@ class ExportDistilledSet(Callback):
         self.grid_every_n_iterations = grid_every_n_iterations
         self.exported_path: Path | None = None
         self._logged_iteration = -1
+        self._zca: ZCA | None = None  # the run's ZCA, built once (its state does not change during a run)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -88,7 +94,10 @@ class ExportDistilledSet(Callback):
 
     def _grid(self, trainer: L.Trainer, distilled: DistilledSet, path: Path, iteration: int) -> None:
         per_row = max(1, distilled.images.shape[0] // max(1, distilled.num_classes))
-        grid = save_image_grid(viewable_images(distilled), per_row, path)
+        if distilled.zca is not None and self._zca is None:
+            self._zca = as_zca(distilled.zca)
+        grid = save_image_grid(viewable_images(distilled, self._zca if distilled.zca is not None else None), per_row,
+                               path)
         experiment = getattr(trainer.logger, "experiment", None) if trainer.logger else None
         if experiment is not None and hasattr(experiment, "add_image") and iteration != self._logged_iteration:
             experiment.add_image("synthetic_images", grid, iteration)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from torch import Tensor
 
 from lightning_dd.callbacks import DistilledSetEvaluator, ExportDistilledSet, RegularizerSchedule
@@ -123,3 +123,42 @@ def test_a_method_must_implement_distill_step() -> None:
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete(ipc=1, num_classes=10, image_shape=(1, 8, 8))
+
+
+class ImageRecorder(Logger):
+    """A logger that takes images (like TensorBoard's) and records at which iterations it got them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_steps: list[int] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def experiment(self) -> ImageRecorder:
+        return self
+
+    def add_image(self, tag: str, grid: Tensor, step: int) -> None:
+        assert tag == "synthetic_images" and grid.dim() == 3
+        self.image_steps.append(step)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("iterations", "expected"), [(4, [2, 4]), (5, [2, 4, 5])])
+def test_each_grid_reaches_the_logger_once(iterations: int, expected: list[int], tmp_path: Path) -> None:
+    recorder = ImageRecorder()
+    export = ExportDistilledSet(path=str(tmp_path / "set.pt"), grid_every_n_iterations=2)
+    trainer = quiet_trainer(tmp_path, max_steps=STEPS * iterations, logger=recorder, callbacks=[export])
+    trainer.fit(model(), digits_data())
+    assert recorder.image_steps == expected  # the final grid of iteration 4 is not logged a second time
