@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lightning_dd.augment import DSA, DSAParams
 
-__all__ = ["MatchedEmbeddings", "class_chunks", "distribution_matching"]
+__all__ = ["MatchedEmbeddings", "class_chunks", "distribution_matching", "part_sizes"]
 
 
 def class_chunks(num_classes: int, classes_per_forward: int) -> list[tuple[int, int]]:
@@ -24,6 +24,20 @@ def class_chunks(num_classes: int, classes_per_forward: int) -> list[tuple[int, 
     if classes_per_forward < 1:
         raise ValueError(f"classes_per_forward must be >= 1, got {classes_per_forward}")
     return [(c, min(c + classes_per_forward, num_classes)) for c in range(0, num_classes, classes_per_forward)]
+
+
+def part_sizes(n: int, size: int) -> list[int]:
+    """Sizes of the forwards that embed ``n`` images at most ``size`` at a time, with no 1-image last part.
+
+    A 1-image batch makes the CPU convolution library (oneDNN) pick another kernel for the first convolution, whose
+    last bits differ; folding a lone last image into the previous part keeps the split embeddings bit-identical to
+    the whole-batch ones (checked on this CPU for every part size >= 2).
+    """
+    sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    if len(sizes) > 1 and sizes[-1] == 1:
+        last = sizes.pop()
+        sizes[-1] += last
+    return sizes
 
 
 @dataclass
@@ -106,7 +120,7 @@ def distribution_matching(
         with torch.no_grad():
             if chunk_params is not None:
                 xr = dsa.apply(xr, chunk_params)
-            parts = xr.split(real_images_per_forward) if real_images_per_forward else (xr,)
+            parts = xr.split(part_sizes(xr.shape[0], real_images_per_forward)) if real_images_per_forward else (xr,)
             embedded = torch.cat([embed(part, real_maps) for part in parts]) if len(parts) > 1 else embed(xr, real_maps)
             mean_real = embedded.view(stop - start, k, -1).mean(1)
         mean_syn = embed(xs, syn_maps).view(stop - start, ipc, -1).mean(1)

@@ -99,3 +99,28 @@ def test_real_images_in_smaller_forwards_give_the_same_loss(setup, per_forward):
         assert torch.equal(parts.loss, whole.loss)
     with pytest.raises(ValueError, match="real_images_per_forward"):
         distribution_matching(net, real, syn, dsa, params, 1, real_images_per_forward=0)
+
+
+def test_part_sizes_never_end_with_a_lone_image():
+    from lightning_dd.losses.distribution import part_sizes
+
+    assert part_sizes(256, 16) == [16] * 16
+    assert part_sizes(17, 16) == [17]
+    assert part_sizes(33, 16) == [16, 17]
+    assert part_sizes(18, 16) == [16, 2]
+    assert part_sizes(1, 16) == [1]
+    for n in range(1, 70):
+        sizes = part_sizes(n, 16)
+        assert sum(sizes) == n and (len(sizes) == 1 or sizes[-1] >= 2)
+
+
+@pytest.mark.parametrize("batch_real", [16, 17, 18])
+def test_dm_images_with_split_real_forwards_equal_the_whole_batch_bit_for_bit(batch_real, tmp_path):
+    from tests.helpers import digits_data, quiet_trainer, tiny_dm
+
+    runs = []
+    for per_forward in (16, None):
+        model = tiny_dm(ipc=2, network="convnet_w32", real_images_per_forward=per_forward)
+        quiet_trainer(tmp_path / str(per_forward), max_steps=4).fit(model, digits_data(batch_real=batch_real))
+        runs.append(model.synthetic.images.detach().clone())
+    assert torch.equal(runs[0], runs[1])
