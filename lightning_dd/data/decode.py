@@ -9,6 +9,7 @@ CIFAR-10 JPEGs: ~2.5 s vs ~8 s on 2 cores; extra threads barely help at that siz
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -156,21 +157,18 @@ def _decode_chunk(paths: Sequence[Path], channels: int) -> list[Tensor]:
 
         jpeg = [i for i, d in enumerate(datas) if d[:2] == b"\xff\xd8"]
         if jpeg:
-            try:
+            # an unusual file in the batch makes the batched call fail: those files go one by one below
+            with contextlib.suppress(RuntimeError, ValueError):
                 decoded = decode_jpeg(
                     [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in jpeg], mode=mode
                 )
                 for i, img in zip(jpeg, decoded, strict=True):
                     out[i] = img if usable(img) else None
-            except (RuntimeError, ValueError):
-                pass  # an unusual file in the batch: one by one below
         for i, data in enumerate(datas):
             if out[i] is None:
-                try:
+                with contextlib.suppress(RuntimeError, ValueError):  # what torchvision rejects goes to PIL below
                     img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
                     out[i] = img if usable(img) else None
-                except (RuntimeError, ValueError):
-                    pass  # PIL below
     return [
         img if img is not None else _decode_pil(path, data, channels)
         for img, path, data in zip(out, paths, datas, strict=True)
