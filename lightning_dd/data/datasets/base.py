@@ -15,6 +15,7 @@ layouts in :meth:`~FileDatasetSpec.originals`) that may also come as an image-fo
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = ["SPLITS", "DatasetSpec", "FileDatasetSpec", "Lookup", "Reader", "Spli
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
 #: Reads one split found on disk.
+
 Reader = Callable[[], LabeledImages]
 
 
@@ -178,3 +180,28 @@ class FileDatasetSpec(DatasetSpec):
                 "of the layouts listed by load_split's FileNotFoundError (e.g. root/train/<class>/*, "
                 "root/test/<class>/*)."
             ) from err
+
+
+def official_or_repacked(
+    official: Callable[[], LabeledImages | None],
+    repacked: Callable[[], LabeledImages],
+    where: Path,
+    names: tuple[str, str],
+    logger: logging.Logger,
+) -> Reader:
+    """A reader that prefers torchvision's class and falls back to our reader of the same format.
+
+    ``official()`` returns ``None`` when torchvision refuses the files (their md5 is not the official release's);
+    ``repacked()`` is ours. ``names``: (torchvision's class, our reader) for the log line on ``logger`` that says which
+    one read ``where``.
+    """
+
+    def read() -> LabeledImages:
+        data = official()
+        if data is not None:
+            logger.info("%s: official files (md5 verified), read by %s", where, names[0])
+            return data
+        logger.info("%s: md5 differs from the official release (a re-packed copy), read by %s", where, names[1])
+        return repacked()
+
+    return read

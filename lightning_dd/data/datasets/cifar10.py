@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lightning_dd.data.datasets.base import FileDatasetSpec, Reader, Split
+from lightning_dd.data.datasets.base import FileDatasetSpec, Reader, Split, official_or_repacked
 from lightning_dd.data.types import DEFAULT_DSA_STRATEGY, DatasetInfo, LabeledImages, fixed_info
 
 __all__ = ["INFO", "Cifar10Spec", "cifar_reader", "read_cifar", "read_torchvision_cifar"]
@@ -106,16 +106,9 @@ def cifar_reader(root: Path, hundred: bool, train: bool, class_names: Sequence[s
     """Reader of one CIFAR split: torchvision's class for the official files, :func:`read_cifar` otherwise."""
     folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
     kind = "CIFAR100" if hundred else "CIFAR10"
-
-    def read() -> LabeledImages:
-        official = read_torchvision_cifar(root, hundred, train, class_names)
-        if official is not None:
-            log.info("%s: official files (md5 verified), read by torchvision.datasets.%s", folder, kind)
-            return official
-        log.info("%s: md5 differs from the official release (a re-packed copy), read by read_cifar", folder)
-        return read_cifar(folder, hundred, train, class_names)
-
-    return read
+    return official_or_repacked(lambda: read_torchvision_cifar(root, hundred, train, class_names),
+                                lambda: read_cifar(folder, hundred, train, class_names), folder,
+                                (f"torchvision.datasets.{kind}", "read_cifar"), log)
 
 
 class Cifar10Spec(FileDatasetSpec):

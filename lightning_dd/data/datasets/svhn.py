@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lightning_dd.data.datasets.base import FileDatasetSpec, Reader, Split
+from lightning_dd.data.datasets.base import FileDatasetSpec, Reader, Split, official_or_repacked
 from lightning_dd.data.types import DIGIT_DSA_STRATEGY, DatasetInfo, LabeledImages, fixed_info
 
 __all__ = ["INFO", "SvhnSpec", "read_svhn", "read_torchvision_svhn"]
@@ -76,16 +76,10 @@ def read_torchvision_svhn(root: str | Path, train: bool, class_names: Sequence[s
 
 
 def _reader(root: Path, train: bool) -> Reader:
-    def read() -> LabeledImages:
-        official = read_torchvision_svhn(root, train, INFO.class_names)
-        path = root / f"{'train' if train else 'test'}_32x32.mat"
-        if official is not None:
-            log.info("%s: official file (md5 verified), read by torchvision.datasets.SVHN", path)
-            return official
-        log.info("%s: md5 differs from the official release (a re-packed copy), read by read_svhn", path)
-        return read_svhn(root, train, INFO.class_names)
-
-    return read
+    path = root / f"{'train' if train else 'test'}_32x32.mat"
+    return official_or_repacked(lambda: read_torchvision_svhn(root, train, INFO.class_names),
+                                lambda: read_svhn(root, train, INFO.class_names), path,
+                                ("torchvision.datasets.SVHN", "read_svhn"), log)
 
 
 class SvhnSpec(FileDatasetSpec):
