@@ -108,11 +108,11 @@ def distribution_matching(
         keep.append(maps)
         return net.embed_from_map(maps)  # type: ignore[operator]
 
-    augment = not dsa.is_identity and dsa_params is not None
+    params = None if dsa.is_identity else dsa_params
     for start, stop in class_chunks(num_classes, classes_per_forward):
         xr = real[start:stop].flatten(0, 1)
         xs = synthetic[start:stop].flatten(0, 1)
-        chunk_params = dsa_params[start:stop] if augment and dsa_params is not None else None
+        chunk_params = None if params is None else params[start:stop]
         if chunk_params is not None:
             xs = dsa.apply(xs, chunk_params)
         if keep_augmented:

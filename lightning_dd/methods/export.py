@@ -94,10 +94,9 @@ class ExportDistilledSet(Callback):
 
     def _grid(self, trainer: L.Trainer, distilled: DistilledSet, path: Path, iteration: int) -> None:
         per_row = max(1, distilled.images.shape[0] // max(1, distilled.num_classes))
-        if distilled.zca is not None and self._zca is None:
-            self._zca = as_zca(distilled.zca)
-        grid = save_image_grid(viewable_images(distilled, self._zca if distilled.zca is not None else None), per_row,
-                               path)
+        if self._zca is None:
+            self._zca = as_zca(distilled.zca)  # None outside the zca space
+        grid = save_image_grid(viewable_images(distilled, self._zca), per_row, path)
         experiment = getattr(trainer.logger, "experiment", None) if trainer.logger else None
         if experiment is not None and hasattr(experiment, "add_image") and iteration != self._logged_iteration:
             experiment.add_image("synthetic_images", grid, iteration)
