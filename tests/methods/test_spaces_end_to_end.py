@@ -4,7 +4,7 @@ The random baseline of one seed is the same real subset in every space, so a ``p
 the ``normalized`` run (students of a pixel set train on normalised inputs), and a ``zca`` run must be scored on a
 whitened test split by the in-run evaluator exactly as by hand with the plain loop (not on the normalised split, the
 silent mistake of scoring it like a normalised set). On 8x8 digits a whitened set trains worse students than the
-normalised one at this budget (about 31 % vs 64 %): ZCA is MTT's choice for CIFAR-scale images.
+normalised one (about 31 % vs 64 % with 40-epoch students): ZCA is MTT's choice for CIFAR-scale images.
 """
 
 from __future__ import annotations
