@@ -1,14 +1,14 @@
 """The DataLoader pieces of :class:`~lightning_dd.data.real.RealDataModule`: batch-gathering dataset, resumable loader.
 
-Exact mid-epoch resume needs three things from the loader side: the batch sampler skips the batches of the restored
-epoch that were already consumed (:class:`ResumingBatchSampler`), the loader still reports the full epoch length
-(:class:`TrainDataLoader`), and the DataLoader iterator is created lazily so that no sampler index is drawn before
-Lightning's ``set_epoch`` (:class:`LazyIterator`).
+Exact resume needs three things from the loader side: the batch sampler continues the stream of batches at the
+position the data module restored (:class:`StreamBatchSampler`), the loader reports the full epoch length whatever
+was consumed (:class:`TrainDataLoader`), and the DataLoader iterator is created lazily so that the position is read
+(and with workers, sampler indices drawn) only when the epoch's first batch is wanted (:class:`LazyIterator`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from lightning_dd.data.samplers import ClassBalancedBatchSampler
 __all__ = [
     "Batch",
     "LazyIterator",
-    "ResumingBatchSampler",
+    "StreamBatchSampler",
     "TensorPairDataset",
     "TrainDataLoader",
     "passthrough_collate",
@@ -58,8 +58,9 @@ def passthrough_collate(batch: Any) -> Any:
 class LazyIterator(Iterator[Batch]):
     """Creates the DataLoader iterator on the first ``next``.
 
-    Lightning creates the train iterator before it calls ``set_epoch`` for a resumed epoch; with ``num_workers > 0``
-    PyTorch draws sampler indices as soon as the iterator exists, so creation is delayed to the first batch.
+    Lightning creates the train iterator before the previous epoch's last batch is counted and before it calls
+    ``set_epoch``; with ``num_workers > 0`` PyTorch draws sampler indices as soon as the iterator exists, so creation
+    is delayed to the first batch.
     """
 
     def __init__(self, loader: DataLoader) -> None:
@@ -100,20 +101,29 @@ class TrainDataLoader(DataLoader):
         """Nothing to do: :meth:`RealDataModule.load_state_dict` restored the position already."""
 
 
-class ResumingBatchSampler(ClassBalancedBatchSampler):
-    """A :class:`ClassBalancedBatchSampler` that skips ``n`` batches when (re)set to the epoch of a restored state."""
+class StreamBatchSampler(ClassBalancedBatchSampler):
+    """A :class:`ClassBalancedBatchSampler` read as one endless stream of batches, from the data module's position.
 
-    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
+    Stream batch ``g`` is batch ``g % num_batches`` of sampler epoch ``g // num_batches`` (so an uninterrupted run sees
+    exactly the batches of epochs 0, 1, ... in order). Each iteration yields ``num_batches`` batches starting at
+    ``position()``, read when the iteration starts: the number of batches the training loop has consumed so far.
+    Lightning's own epoch counter is ignored (its ``set_epoch`` call changes nothing): a run resumed from a checkpoint
+    written at the end of ``fit`` -- where Lightning starts a new epoch -- continues with the next batch of the
+    stream, as an uninterrupted run would (Lightning stops the epoch itself after ``len(dataloader)`` batches).
+    """
+
+    def __init__(self, *args: Any, position: Callable[[], int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._resume = resume
-        if resume is not None:
-            self.set_epoch(resume[0])
+        self._position = position
 
     def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if self._resume is not None:
-            resume_epoch, consumed = self._resume
-            if epoch == resume_epoch:
-                self.skip(min(consumed, self.num_batches))
-            else:
-                self._resume = None
+        """Recorded, not used: the stream position decides the batches."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        start, rank, per_epoch = self._position(), self.rank, self.num_batches
+        for g in range(start, start + per_epoch):
+            yield self.batch(g % per_epoch, g // per_epoch, rank)
+
+    def __len__(self) -> int:
+        return self.num_batches

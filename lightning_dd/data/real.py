@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from lightning_dd.augment.zca import ZCA
 from lightning_dd.data.loaders import (
     Batch,
-    ResumingBatchSampler,
+    StreamBatchSampler,
     TensorPairDataset,
     TrainDataLoader,
     passthrough_collate,
@@ -48,10 +48,13 @@ class RealDataModule(pl.LightningDataModule):
 
     Use ``Trainer(use_distributed_sampler=False)``: the batch sampler is already rank-aware.
 
-    Exact resume: :meth:`state_dict` records how many train batches of the current epoch the training loop consumed
+    Exact resume: the train batches form one stream (stream batch ``g`` = sampler batch ``g % iterations_per_epoch``
+    of sampler epoch ``g // iterations_per_epoch``); :meth:`state_dict` records how many the training loop consumed
     (counted in :meth:`on_after_batch_transfer`, i.e. batches that reached ``training_step``, not batches Lightning
-    prefetched); after :meth:`load_state_dict`, the train loader skips that many batches of that epoch, so a run
-    resumed from a mid-epoch checkpoint sees the same batches as an uninterrupted one.
+    prefetched), and after :meth:`load_state_dict` the train loader continues the stream there. A run resumed from
+    any checkpoint -- mid-epoch, or written at the end of ``fit`` and extended with a larger ``max_steps`` (where
+    Lightning starts a new epoch) -- sees the same batches as an uninterrupted one. Outside a Trainer nothing is
+    counted: every iteration of the loader yields ``iterations_per_epoch`` batches from the restored position.
 
     I/O is explicit. The constructor reads the dataset's description (:meth:`describe`): no I/O for the fixed
     datasets, ``wnids.txt`` (or the ``train/`` folder names) for ``tiny_imagenet`` (downloading it first when
@@ -125,10 +128,8 @@ class RealDataModule(pl.LightningDataModule):
         self._test: LabeledImages | None = None
         self._per_class: int | None = None
         self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
-        # resume bookkeeping: batches of `_epoch` consumed by the training loop, and a restored position
-        self._epoch = 0
+        # resume bookkeeping: train batches the training loop has consumed (the stream position, checkpointed)
         self._consumed = 0
-        self._resume: tuple[int, int] | None = None
         self._info: DatasetInfo = self.describe()
 
     # ------------------------------------------------------------------------------------------------ description
@@ -269,17 +270,14 @@ class RealDataModule(pl.LightningDataModule):
         rank = world_size = None
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        if self._resume is None:
-            self._epoch = self.trainer.current_epoch if self.trainer is not None else 0
-            self._consumed = 0
-        sampler = ResumingBatchSampler(
+        sampler = StreamBatchSampler(
             store.indices_by_class,
             self.per_class,
             self.iterations_per_epoch,
             seed=self.seed,
             rank=rank,
             world_size=world_size,
-            resume=self._resume,
+            position=lambda: self._consumed,
         )
         return TrainDataLoader(
             TensorPairDataset(store.images, store.labels),
@@ -327,10 +325,6 @@ class RealDataModule(pl.LightningDataModule):
         """Encode the batch's images into :attr:`space` on the device; count training batches for exact resume."""
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            epoch = trainer.current_epoch
-            if epoch != self._epoch:
-                self._epoch, self._consumed = epoch, 0
-                self._resume = None
             self._consumed += 1
         images, labels = batch
         return self.encode(images), labels
@@ -344,18 +338,34 @@ class RealDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------------ state
 
+    #: arguments that fix the stream of real batches (and the images' meaning): a resume must not change them
+    RESUME_FIXED = ("dataset", "batch_real", "seed", "iterations_per_epoch", "space", "zca_eps")
+
     def state_dict(self) -> dict[str, Any]:
-        """``{"epoch": e, "batches_consumed": n[, "zca": state]}``: the training loop consumed ``n`` train batches of
-        epoch ``e``; the ZCA state in the ``zca`` space (a resume reuses it rather than refitting)."""
-        state: dict[str, Any] = {"epoch": self._epoch, "batches_consumed": self._consumed}
+        """``{"position": n, "config": {...}[, "zca": state]}``: the training loop consumed ``n`` train batches of the
+        stream; the arguments of :attr:`RESUME_FIXED`; the ZCA state in the ``zca`` space (a resume reuses it)."""
+        state: dict[str, Any] = {"position": self._consumed,
+                                 "config": {name: getattr(self, name) for name in self.RESUME_FIXED}}
         if self.zca is not None:
             state["zca"] = self.zca.state_dict()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the position: the next train loader skips ``batches_consumed`` batches of epoch ``epoch``."""
-        self._epoch = int(state_dict.get("epoch", 0))
-        self._consumed = int(state_dict.get("batches_consumed", 0))
-        self._resume = (self._epoch, self._consumed) if self._consumed > 0 else None
+        """Restore the stream position (the next train batch is stream batch ``position``) and the ZCA state.
+
+        Raises:
+            ValueError: the checkpoint was written with other values of :attr:`RESUME_FIXED` (names both).
+        """
+        saved = state_dict.get("config", {})
+        conflicts = [f"data.{name}: checkpoint {saved[name]!r}, this run {getattr(self, name)!r}"
+                     for name in self.RESUME_FIXED if name in saved and saved[name] != getattr(self, name)]
+        if conflicts:
+            raise ValueError("the checkpoint's real-data stream differs from this run's; a resume may change only the "
+                             "budget and the output paths: " + "; ".join(conflicts))
+        if "position" in state_dict:
+            self._consumed = int(state_dict["position"])
+        else:  # written before the stream position existed: epoch and batches consumed in it
+            self._consumed = (int(state_dict.get("epoch", 0)) * self.iterations_per_epoch
+                              + int(state_dict.get("batches_consumed", 0)))
         if state_dict.get("zca") is not None:
             self.zca = ZCA.from_state(state_dict["zca"])

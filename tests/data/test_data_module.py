@@ -155,9 +155,7 @@ def test_resume_mid_epoch_sees_same_batches(tmp_path: Path, num_workers: int) ->
     for step in (3, 5, 6):
         ckpt = tmp_path / "full" / f"every{3 if step % 3 == 0 else 5}-step={step}.ckpt"
         state = torch.load(ckpt, weights_only=False)["RealDataModule"]
-        assert state == (
-            {"epoch": 0, "batches_consumed": 5} if step == 5 else {"epoch": step // 5, "batches_consumed": step % 5}
-        )
+        assert state["position"] == step
         resumed = _fit(tmp_path / f"resumed{step}", num_workers, ckpt_path=str(ckpt))
         assert len(resumed.seen) == 10 - step
         for (e_full, x_full, y_full), (e_res, x_res, y_res) in zip(full.seen[step:], resumed.seen, strict=True):
@@ -165,19 +163,37 @@ def test_resume_mid_epoch_sees_same_batches(tmp_path: Path, num_workers: int) ->
             assert torch.equal(x_full, x_res) and torch.equal(y_full, y_res)
 
 
-def test_state_dict_roundtrip_skips_in_plain_pytorch() -> None:
+def test_state_dict_roundtrip_continues_the_stream_in_plain_pytorch() -> None:
     dm = RealDataModule(batch_real=1, iterations_per_epoch=4, seed=5)
     dm.setup()
-    expected = [y for _, y in dm.train_dataloader()]
+    sampler = dm.train_dataloader().batch_sampler
     reference = [x for x, _ in dm.train_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(reference, [x for x, _ in dm.train_dataloader()], strict=True))
     other = RealDataModule(batch_real=1, iterations_per_epoch=4, seed=5)
-    other.load_state_dict({"epoch": 0, "batches_consumed": 3})
+    other.load_state_dict(dm.state_dict() | {"position": 3})
     other.setup()
     loader = other.train_dataloader()
     assert len(loader) == 4  # Lightning expects the full epoch length on a resumed loader
     rest = list(loader)
-    assert len(rest) == 1 and torch.equal(rest[0][0], reference[3]) and torch.equal(rest[0][1], expected[3])
-    np.testing.assert_array_equal(loader.batch_sampler.batch(3), loader.batch_sampler.batch(3, epoch=0))
+    # stream batches 3..6: the last batch of sampler epoch 0, then batches 0..2 of epoch 1
+    assert len(rest) == 4 and torch.equal(rest[0][0], reference[3])
+    for (x, y), b in zip(rest[1:], range(3), strict=True):
+        idx = sampler.batch(b, epoch=1)
+        assert torch.equal(x, other.store.images[idx]) and torch.equal(y, other.store.labels[idx])
+
+
+def test_state_dict_of_the_old_format_maps_to_the_stream_position() -> None:
+    dm = RealDataModule(batch_real=1, iterations_per_epoch=4, seed=5)
+    dm.load_state_dict({"epoch": 2, "batches_consumed": 1})
+    assert dm.state_dict()["position"] == 9
+
+
+@pytest.mark.parametrize(("arg", "value"), [("batch_real", 2), ("seed", 6), ("iterations_per_epoch", 5)])
+def test_load_state_dict_refuses_another_stream(arg: str, value: int) -> None:
+    saved = RealDataModule(batch_real=1, iterations_per_epoch=4, seed=5).state_dict()
+    other = RealDataModule(**{"batch_real": 1, "iterations_per_epoch": 4, "seed": 5, arg: value})
+    with pytest.raises(ValueError, match=rf"data\.{arg}: checkpoint .*, this run {value}"):
+        other.load_state_dict(saved)
 
 
 def test_io_is_explicit(tmp_path: Path) -> None:
