@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from argparse import ArgumentError
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from jsonargparse import ArgumentParser
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning_dd import __version__
@@ -33,6 +36,17 @@ class DistillationCLI(LightningCLI):
         parser.link_arguments("data.space", "model.init_args.space")
         parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` before anything runs, and do *not* let its hyper-parameters override the command
+        line (LightningCLI's default): the method checks the resume policy itself and names every difference."""
+        if not self.config.get("subcommand"):
+            return
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+        if ckpt_path:
+            from lightning_dd.methods.resume import read_checkpoint
+
+            read_checkpoint(ckpt_path)
 
 
 def _seed_value(seed: Any) -> int:
@@ -59,7 +73,9 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
         seed_everything_default=0,
         # the class-balanced batch sampler is rank-aware itself (style.md pitfall 7)
         trainer_defaults={"use_distributed_sampler": False},
-        parser_kwargs={"version": __version__, "prog": "lightning-dd", "description": _DESCRIPTION},
+        # exit_on_error=False: parse errors reach main(), which turns them into one readable message
+        parser_kwargs={"version": __version__, "prog": "lightning-dd", "description": _DESCRIPTION,
+                       "exit_on_error": False},
         save_config_kwargs={"overwrite": True},
         args=list(args) if args is not None else None,
         run=run,
@@ -204,14 +220,67 @@ COMMANDS: dict[str, Callable[[Sequence[str]], Any]] = {
 }
 
 
+#: exceptions that report a user's mistake (bad value, missing file, ...): shown as one message, no traceback
+USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError, ArgumentError, MisconfigurationException)
+#: set to 1 to see the full traceback of a user error too
+DEBUG_ENV = "LIGHTNING_DD_DEBUG"
+
+
+def _available_methods() -> str:
+    import lightning_dd.methods as methods
+
+    names = [name for name in methods.__all__
+             if isinstance(getattr(methods, name), type) and issubclass(getattr(methods, name), DistillationModule)
+             and not getattr(getattr(methods, name), "__abstractmethods__", None)]
+    return ", ".join(names)
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message for a user error (the innermost cause of ``err``), or ``None`` for anything else."""
+    top = str(err)
+    if isinstance(err, ArgumentError) and top.startswith('Parser key "model"') and "value type: <class 'str'>" in top:
+        given = top.rsplit("Given value:", 1)[-1].strip()
+        return (f"unknown method {given!r} for --model; available: {_available_methods()} (lightning_dd.methods), "
+                "or the import path of your own DistillationModule subclass")
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if not isinstance(root, USER_ERRORS):
+        return None
+    message = str(root).strip()
+    if not isinstance(root, (ValueError, ArgumentError, OSError)):
+        message = f"{type(root).__name__}: {message}"
+    return message
+
+
+def _interrupted(cli: DistillationCLI) -> bool:
+    from lightning_dd.methods.interrupt import GracefulInterrupt
+
+    trainer = getattr(cli, "trainer", None)
+    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None
+               for cb in getattr(trainer, "callbacks", []))
+
+
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of ``lightning-dd`` and ``python -m lightning_dd``."""
+    """Entry point of ``lightning-dd`` and ``python -m lightning_dd``.
+
+    A user error prints one message (``lightning-dd <command>: error: ...``) and exits with status 2; set
+    ``LIGHTNING_DD_DEBUG=1`` for its traceback. A run stopped by Ctrl-C (set and checkpoint saved) exits with 130.
+    """
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in COMMANDS:
-        try:
+    command = argv[0] if argv and not argv[0].startswith("-") else "fit"
+    try:
+        if argv and argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])
-        except (ValueError, FileNotFoundError, TypeError) as err:
-            sys.exit(f"lightning-dd {argv[0]}: error: {err}")
-        return
-    # args=None lets LightningCLI read sys.argv itself (passing both warns about "args and command line arguments")
-    fit_cli(None if args is None else argv)
+            return
+        # args=None lets LightningCLI read sys.argv itself (passing both warns about "args and command line arguments")
+        cli = fit_cli(None if args is None else argv)
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"lightning-dd {command}: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr,
+              flush=True)
+        sys.exit(2)
+    if _interrupted(cli):
+        sys.exit(130)

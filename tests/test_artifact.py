@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import torch
@@ -121,8 +122,9 @@ def test_readme_snippet_runs_verbatim(tmp_path: Path, monkeypatch: pytest.Monkey
     assert isinstance(d, dict) and d["mean"] == list(original.mean) and d["std"] == list(original.std)
 
 
-def _failing_save(obj: object, f: object, *args: object, **kwargs: object) -> None:
-    Path(f).write_bytes(b"PK\x03\x04 half written")  # type: ignore[arg-type]
+def _failing_save(obj: object, f: BinaryIO, *args: object, **kwargs: object) -> None:
+    f.write(b"PK\x03\x04 half written")
+    f.flush()
     raise OSError("disk full (simulated)")
 
 

@@ -16,20 +16,22 @@ interval evaluation that fell on it is reused.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from lightning_dd._atomic import atomic_json_dump
+from lightning_dd._atomic import atomic_json_dump, check_writable, write_or_fallback
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.protocol import RealDataSource, random_real_subset
 from lightning_dd.data.spaces import encode, evaluation_space, for_evaluation
 from lightning_dd.data.types import LabeledImages
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
-from lightning_dd.methods.export import run_dir
+from lightning_dd.methods.export import checked_on_rank_zero, run_dir
 
 
 # What the hooks read from the module (a DistillationModule). The hooks receive it typed as a plain LightningModule,
@@ -96,8 +98,17 @@ class DistilledSetEvaluator(Callback):
         self.results: dict[str, Any] = {}
         self._test: dict[str, torch.Tensor] = {}
         self._last: tuple[int, dict[str, dict[str, Any]]] | None = None
+        self._run_dir: Path | None = None
 
     # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._run_dir = run_dir(trainer)  # every rank: a collective under DDP
+        if self.output:
+            out = self._run_dir / self.output
+            checked_on_rank_zero(trainer, lambda: check_writable(out, "evaluation output"))
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -114,6 +125,10 @@ class DistilledSetEvaluator(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module: _Evaluable = pl_module  # type: ignore[assignment]
         count = module.iteration
+        if getattr(pl_module, "interrupted_at", None) is not None:  # Ctrl-C: the user wants out, not hours of students
+            rank_zero_info(f"[lightning_dd] final evaluation skipped: the run was interrupted after iteration {count} "
+                           "(evaluate its artifact with `lightning-dd evaluate --distilled FILE`)")
+            return
         distilled = module.distilled_set()
         reuse = self._last is not None and self._last[0] == count
         summary = self._last[1] if reuse and self._last is not None else self.evaluate(trainer, module, distilled,
@@ -173,7 +188,9 @@ class DistilledSetEvaluator(Callback):
                 lines.append(f"  {key:>8} IPC {module.ipc:<3} {name:<10} {stats['mean']:6.2f} ± {stats['std']:.2f}")
         print("\n".join(lines), flush=True)
         if self.output:
-            atomic_json_dump(self.results, run_dir(trainer) / self.output)
+            assert self._run_dir is not None  # resolved in setup
+            write_or_fallback(self._run_dir / self.output, lambda p: atomic_json_dump(self.results, p),
+                              "evaluation results")
 
 
 def _log(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:

@@ -35,6 +35,8 @@ from lightning_dd.augment import DSA
 from lightning_dd.data.protocol import RealDataSource, random_real_subset
 from lightning_dd.methods.export import ExportDistilledSet
 from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_json, plain_yaml
+from lightning_dd.methods.interrupt import GracefulInterrupt
+from lightning_dd.methods.resume import RESUME_MAY_CHANGE, check_budget, check_precision, resume_conflicts
 from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext, Views
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
 from lightning_dd.synthetic import IMAGE_SPACES, SyntheticSet
@@ -111,6 +113,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         self._batch_checked = False
         self._finite: Tensor | None = None  # on-device "every loss so far was finite" flag
         self._iteration_loss: Tensor | None = None
+        self.interrupted_at: int | None = None  # set by GracefulInterrupt when Ctrl-C stopped the run
 
     # ------------------------------------------------------------------ what a method configures
     def configure_synthetic(self) -> SyntheticSet:
@@ -165,6 +168,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         """Read the dataset's description and fill the images (before the DDP wrap, so ranks agree)."""
         if stage != "fit":
             return
+        check_budget(self.trainer)
+        check_precision(self.trainer)
         source = getattr(self.trainer, "datamodule", None)  # set by Lightning at fit time, not declared on Trainer
         if not isinstance(source, RealDataSource):
             raise TypeError(
@@ -203,11 +208,15 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         return self.optimizer_factory(groups) if groups else None
 
     def configure_callbacks(self) -> list[Callback]:
-        """The export callback (artifact + image grids), unless the Trainer already has one of its own."""
+        """The export callback (artifact + image grids) and Ctrl-C handling, unless the Trainer has its own."""
         callbacks: list[Callback] = getattr(self.trainer, "callbacks", [])  # set by Lightning, not declared on Trainer
-        if any(isinstance(cb, ExportDistilledSet) for cb in callbacks):
-            return []
-        return [ExportDistilledSet(path=self.artifact_path, grid_every_n_iterations=self.image_grid_every_n_steps)]
+        own: list[Callback] = []
+        if not any(isinstance(cb, ExportDistilledSet) for cb in callbacks):
+            own.append(ExportDistilledSet(path=self.artifact_path,
+                                          grid_every_n_iterations=self.image_grid_every_n_steps))
+        if not any(isinstance(cb, GracefulInterrupt) for cb in callbacks):
+            own.append(GracefulInterrupt())
+        return own
 
     # ------------------------------------------------------------------ the iteration
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -304,22 +313,50 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         self.generator = torch.Generator(device=device)
         self.generator.set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))
 
+    def resume_settings(self) -> dict[str, Any]:
+        """What a resume must keep (:mod:`lightning_dd.methods.resume`): hyper-parameters, class, image-optimiser
+        settings, regularizers, dataset description."""
+        groups = self.param_groups()
+        meta = self.data_meta
+        return {
+            "hparams": dict(self.hparams),
+            "method": f"{type(self).__module__}.{type(self).__qualname__}",
+            "optimizer": self.optimizer_factory(groups).param_groups if groups else [],
+            "regularizers": [reg.describe()["class_path"] for reg in self.attached_regularizers()],
+            "data": {key: meta.get(key) for key in ("dataset", "class_names", "mean", "std")},
+        }
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        settings = self.resume_settings()
+        settings["optimizer"] = [{k: v for k, v in g.items() if k != "params"} for g in settings["optimizer"]]
         checkpoint["lightning_dd"] = {
             "generator": self.generator.get_state(),
             "data_meta": self.data_meta,
             "regularizers": [reg.state_for_checkpoint() for reg in self.attached_regularizers()],
+            "resume": settings,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a resume that changes more than the budget and the outputs, or that has nothing left to run;
+        then restore the generators and the dataset description (ZCA state included)."""
+        max_steps = self._trainer.max_steps if self._trainer is not None else -1
+        done = int(checkpoint.get("global_step", 0))
+        if max_steps != -1 and done >= max_steps:
+            raise ValueError(f"the checkpoint is at step {done} already and trainer.max_steps={max_steps}: nothing "
+                             f"is left to run; pass trainer.max_steps > {done} to extend the run")
         state = checkpoint.get("lightning_dd")
-        if state is not None:
-            self.generator.set_state(state["generator"])
-            self.data_meta = dict(state["data_meta"])
-            saved = state.get("regularizers", [])
-            if len(saved) == len(self.regularizers):
-                for reg, reg_state in zip(self.attached_regularizers(), saved, strict=True):
-                    reg.load_checkpoint_state(reg_state)
+        if state is None:
+            return
+        conflicts = resume_conflicts(state.get("resume", {}), self.resume_settings())
+        if conflicts:
+            outputs = ", ".join(RESUME_MAY_CHANGE)
+            raise ValueError("this run differs from the checkpoint it resumes; a resume may change only the budget "
+                             f"(trainer.max_steps / max_epochs, callbacks) and the outputs ({outputs}): "
+                             + "; ".join(conflicts))
+        self.generator.set_state(state["generator"])
+        self.data_meta = dict(state["data_meta"])
+        for reg, reg_state in zip(self.attached_regularizers(), state.get("regularizers", []), strict=False):
+            reg.load_checkpoint_state(reg_state)
 
     # ------------------------------------------------------------------ the artifact
     def distilled_set(self) -> DistilledSet:

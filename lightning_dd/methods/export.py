@@ -8,6 +8,8 @@ Trainer already has one), so a run writes one artifact by default. It lives besi
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,12 +18,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 
+from lightning_dd._atomic import check_writable, write_or_fallback
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment.zca import ZCA
 from lightning_dd.data.spaces import as_zca, to_pixels
 from lightning_dd.visualize import save_image_grid
 
-__all__ = ["ExportDistilledSet", "viewable_images"]
+__all__ = ["ExportDistilledSet", "checked_on_rank_zero", "run_dir", "viewable_images"]
 
 
 # What the hooks read from the module (a DistillationModule). The hooks receive it typed as a plain LightningModule,
@@ -47,12 +50,34 @@ def viewable_images(distilled: DistilledSet, zca: ZCA | None = None) -> Tensor:
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The run's log directory (where the artifact, grids and results go by default)."""
+    """The run's log directory (where the artifact, grids and results go by default).
+
+    ``trainer.log_dir`` is a collective under DDP (rank 0 broadcasts it): call this on every rank -- callbacks do it
+    in ``setup`` and keep the result -- never from a rank-0-only branch, where the other ranks would not join.
+    """
     return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def checked_on_rank_zero(trainer: L.Trainer, check: Callable[[], object]) -> None:
+    """Run ``check`` on rank 0 and raise its error on *every* rank (no rank is left waiting at a collective)."""
+    failure: tuple[str, str] | None = None
+    if trainer.is_global_zero:
+        try:
+            check()
+        except OSError as err:
+            failure = (type(err).__name__, str(err))
+    failure = trainer.strategy.broadcast(failure, src=0)
+    if failure is not None:
+        kind = {cls.__name__: cls for cls in (IsADirectoryError, NotADirectoryError, PermissionError)}
+        raise kind.get(failure[0], OSError)(failure[1])
 
 
 class ExportDistilledSet(Callback):
     """Write the distilled set (rank 0, atomically) at the end of ``fit``, and PNG grids of the images.
+
+    The output paths are resolved and checked for writability in ``setup``, before any compute; a write that still
+    fails at the end (the disk filled, the folder vanished) goes to a fallback file whose path is reported. The
+    grid is written before the artifact, so a new ``.pt`` never sits beside an old ``.png``.
 
     Args:
         path: artifact file; ``None`` = ``<log dir>/distilled.pt``; ``""`` = no artifact (grids still follow
@@ -68,28 +93,55 @@ class ExportDistilledSet(Callback):
         self.path = path
         self.grid_every_n_iterations = grid_every_n_iterations
         self.exported_path: Path | None = None
+        self._run_dir: Path | None = None
         self._logged_iteration = -1
         self._zca: ZCA | None = None  # the run's ZCA, built once (its state does not change during a run)
+
+    @property
+    def artifact_path(self) -> Path | None:
+        """The artifact file this run writes (known after ``setup``); ``None`` when disabled."""
+        if self.path == "" or self._run_dir is None:
+            return None
+        return Path(self.path) if self.path else self._run_dir / "distilled.pt"
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._run_dir = directory = run_dir(trainer)  # every rank: a collective under DDP
+        artifact = self.artifact_path
+
+        def check() -> None:
+            if artifact is not None:
+                check_writable(artifact, "artifact")
+            if self.grid_every_n_iterations:
+                check_writable(directory / "images" / "iteration_000000.png", "image grid")
+
+        checked_on_rank_zero(trainer, check)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         every = self.grid_every_n_iterations
         module: _Exportable = pl_module  # type: ignore[assignment]
         count = module.iteration
-        if every and count % every == 0 and trainer.is_global_zero:
-            self._grid(trainer, module.distilled_set(), run_dir(trainer) / "images" / f"iteration_{count:06d}.png",
+        if every and count % every == 0 and trainer.is_global_zero and self._run_dir is not None:
+            self._grid(trainer, module.distilled_set(), self._run_dir / "images" / f"iteration_{count:06d}.png",
                        count)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module: _Exportable = pl_module  # type: ignore[assignment]
         module.assert_finite()
-        if self.path == "" or not trainer.is_global_zero:
+        path = self.artifact_path
+        if path is None or not trainer.is_global_zero:
             return
-        path = Path(self.path or run_dir(trainer) / "distilled.pt")
         distilled = module.distilled_set()
-        self.exported_path = distilled.save(path)
+        # the grid first: an interrupted pair leaves a new PNG beside the old artifact, never a new artifact
+        # beside an old PNG
+        try:
+            self._grid(trainer, distilled, path.with_suffix(".png"), module.iteration)
+        except OSError as err:
+            warnings.warn(f"could not write the image grid {str(path.with_suffix('.png'))!r} ({err})", stacklevel=1)
+        self.exported_path = write_or_fallback(path, distilled.save, "distilled set")
         pl_module.exported_path = self.exported_path  # type: ignore[assignment]  # convenience for Python users
-        self._grid(trainer, distilled, path.with_suffix(".png"), module.iteration)
         rank_zero_info(f"[lightning_dd] {module.method_name} distilled set written to {self.exported_path}")
 
     def _grid(self, trainer: L.Trainer, distilled: DistilledSet, path: Path, iteration: int) -> None:
