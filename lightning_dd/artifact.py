@@ -10,6 +10,7 @@ The file is a ``torch.save`` of a dict of tensors and plain Python values, so it
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,8 +71,18 @@ class DistilledSet:
     version: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.images, Tensor) or not self.images.is_floating_point():
+            kind = self.images.dtype if isinstance(self.images, Tensor) else type(self.images).__name__
+            raise ValueError(f"images must be a floating-point tensor (float32), got {kind}")
+        if self.images.dtype != torch.float32:  # float64 / half: stored as the format says, float32
+            self.images = self.images.float()
         if self.images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        _check_finite("images", self.images)
+        if self.soft_labels is not None:
+            _check_finite("soft_labels", self.soft_labels)
+        if self.lr is not None and not (math.isfinite(float(self.lr)) and float(self.lr) > 0):
+            raise ValueError(f"lr (the learned student learning rate) must be a finite number > 0, got {self.lr!r}")
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
         if len(self.mean) != self.images.shape[1] or len(self.std) != self.images.shape[1]:
@@ -96,6 +107,28 @@ class DistilledSet:
             from lightning_dd import __version__
 
             self.version = __version__
+
+    def check_data(self, name: str, class_names: tuple[str, ...], mean: tuple[float, ...], std: tuple[float, ...],
+                   image_shape: tuple[int, ...], source: str) -> None:
+        """Refuse real data that is not what the set was distilled from (names what differs, both values).
+
+        ``source`` says where the data came from (e.g. ``"image_folder under /data/x"``). Statistics are compared
+        to 1e-5 (an image-folder copy with other images has other statistics, even with the same class names).
+        """
+        differences = []
+        if name != self.dataset:
+            differences.append(f"dataset {self.dataset!r} vs {name!r}")
+        if tuple(image_shape) != self.image_shape:
+            differences.append(f"image shape {self.image_shape} vs {tuple(image_shape)}")
+        if tuple(class_names) != self.class_names:
+            differences.append(f"class names {list(self.class_names)} vs {list(class_names)}")
+        for what, ours, theirs in (("mean", self.mean, mean), ("std", self.std, std)):
+            if len(ours) != len(theirs) or any(abs(a - b) > 1e-5 for a, b in zip(ours, theirs, strict=False)):
+                differences.append(f"{what} {list(ours)} vs {list(theirs)}")
+        if differences:
+            raise ValueError(f"the distilled set ({self.method}, {self.dataset}) does not match the {source}: "
+                             + "; ".join(differences) + " (the set's value first); evaluate it on the data it was "
+                             "distilled from")
 
     @property
     def num_classes(self) -> int:
@@ -129,12 +162,20 @@ class DistilledSet:
     def load(cls, path: str | os.PathLike[str]) -> DistilledSet:
         """Read a file written by :meth:`save`; a missing, corrupt or foreign file raises a clear error."""
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"distilled set {str(path)!r} is a directory; give the artifact file (e.g. "
+                                    f"{str(path / 'distilled.pt')!r})")
         if not path.is_file():
             raise FileNotFoundError(f"distilled set {str(path)!r} does not exist")
+        if path.stat().st_size == 0:
+            raise ValueError(f"distilled set {str(path)!r} is empty (0 bytes)")
         try:
             d = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for truncated/garbage files
             raise ValueError(f"{str(path)!r} is not a readable lightning_dd distilled set ({err})") from err
+        if isinstance(d, dict) and {"state_dict", "loops"} <= d.keys():
+            raise ValueError(f"{str(path)!r} is a Lightning training checkpoint, not a distilled set: pass it as "
+                             "--ckpt_path to resume, or give the distilled.pt the run wrote")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(
                 f"{str(path)!r} is not a lightning_dd distilled set: expected a dict with format={FORMAT!r}"
@@ -151,4 +192,15 @@ class DistilledSet:
         kwargs = {k: v for k, v in d.items() if k in names}
         kwargs["class_names"] = tuple(kwargs["class_names"])
         kwargs["mean"], kwargs["std"] = tuple(kwargs["mean"]), tuple(kwargs["std"])
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            raise ValueError(f"{str(path)!r} is not a usable distilled set: {err}") from err
+
+
+def _check_finite(name: str, values: Tensor) -> None:
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        nan, inf = int(torch.isnan(values).sum()), int(torch.isinf(values).sum())
+        raise ValueError(f"{name} hold {nan} NaN and {inf} infinite values (of {values.numel()}); a distilled set "
+                         "must be finite")

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from argparse import ArgumentError
@@ -63,8 +62,12 @@ _DESCRIPTION = (
 )
 
 
-def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> DistillationCLI:
-    """Build (and by default run) the distillation LightningCLI on ``args``."""
+def fit_cli(args: Sequence[str] | None = None, run: bool = True, exit_on_error: bool = True) -> DistillationCLI:
+    """Build (and by default run) the distillation LightningCLI on ``args``.
+
+    ``exit_on_error=False`` raises parse errors (``argparse.ArgumentError``) instead of printing usage and exiting;
+    :func:`main` uses it to print one message.
+    """
     return DistillationCLI(
         DistillationModule,
         RealDataModule,
@@ -73,9 +76,8 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
         seed_everything_default=0,
         # the class-balanced batch sampler is rank-aware itself (style.md pitfall 7)
         trainer_defaults={"use_distributed_sampler": False},
-        # exit_on_error=False: parse errors reach main(), which turns them into one readable message
         parser_kwargs={"version": __version__, "prog": "lightning-dd", "description": _DESCRIPTION,
-                       "exit_on_error": False},
+                       "exit_on_error": exit_on_error},
         save_config_kwargs={"overwrite": True},
         args=list(args) if args is not None else None,
         run=run,
@@ -84,7 +86,7 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True) -> Distillation
 
 def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     """``lightning-dd evaluate``: students on an artifact; prints (and optionally writes) one JSON result line."""
-    from lightning_dd._atomic import atomic_json_dump
+    from lightning_dd._atomic import atomic_json_dump, check_writable, json_text, write_or_fallback
     from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS
     from lightning_dd.evaluation.run import evaluate_artifact
 
@@ -104,6 +106,8 @@ def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
     parser.add_argument("--trainer.precision", type=str | None, default=None, help="e.g. 32-true, bf16-mixed, 16-mixed")
     parser.add_argument("--trainer.strategy", type=str, default="auto")
     cfg = parser.parse_args(list(args))
+    if cfg.output:
+        check_writable(cfg.output, "--output")  # now, not after the students trained
     result = evaluate_artifact(
         cfg.distilled,
         root=cfg.data.root,
@@ -115,9 +119,9 @@ def evaluate_command(args: Sequence[str]) -> dict[str, Any]:
         batch_size=cfg.batch_size,
         trainer_kwargs=dict(cfg.trainer),
     )
-    print(json.dumps(result), flush=True)
+    print(json_text(result, indent=None), flush=True)
     if cfg.output:
-        atomic_json_dump(result, cfg.output)
+        write_or_fallback(cfg.output, lambda p: atomic_json_dump(result, p), "evaluation result")
     return result
 
 
@@ -129,6 +133,7 @@ def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
     """
     import torch
 
+    from lightning_dd._atomic import check_writable, json_text, write_or_fallback
     from lightning_dd.pretrained import DEFAULT_PRETRAIN_RECIPE, PRETRAIN_RECIPES, pretrain_proxies
     from lightning_dd.seeding import STREAM_PRETRAIN_SUBSET, make_generator
 
@@ -158,6 +163,7 @@ def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
     cfg = parser.parse_args(list(args))
     if cfg.recipe not in PRETRAIN_RECIPES:  # before reading any data
         raise ValueError(f"unknown --recipe {cfg.recipe!r}; allowed: {', '.join(PRETRAIN_RECIPES)}")
+    check_writable(cfg.output, "pool --output")  # now, not after the proxies trained
     data = RealDataModule(cfg.data.dataset, root=cfg.data.root, download=cfg.data.download)
     data.prepare_data()
     store = data.load_train()
@@ -175,18 +181,21 @@ def pretrain_command(args: Sequence[str]) -> dict[str, Any]:
         recipe=cfg.recipe, epochs=cfg.epochs, network=cfg.network, lr=cfg.lr, momentum=cfg.momentum,
         weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed, device=device,
     )
-    path = pool.save(cfg.output)
+    path = write_or_fallback(cfg.output, pool.save, "proxy pool")
     result = {"pool": str(path), "dataset": pool.dataset, "network": pool.network, "num_models": len(pool),
               "recipe": cfg.recipe, "weight_decay": pool.info["weight_decay"],
               "train_accuracy": pool.info["train_accuracy"]}
-    print(json.dumps(result), flush=True)
+    print(json_text(result, indent=None), flush=True)
     return result
 
 
 def cmi_command(args: Sequence[str]) -> dict[str, Any]:
     """``lightning-dd cmi``: the CMI of a distilled set under every proxy of a pool (mean and per proxy)."""
+    import math
+
     import torch
 
+    from lightning_dd._atomic import json_text
     from lightning_dd.artifact import DistilledSet
     from lightning_dd.losses import CMILoss
     from lightning_dd.pretrained import ProxyPool
@@ -206,9 +215,13 @@ def cmi_command(args: Sequence[str]) -> dict[str, Any]:
     x = pool.prepare_input(distilled.images, distilled.space)
     with torch.no_grad():
         values = [float(loss(x, distilled.labels, net, distilled.num_classes)) for net in pool.networks]
+    broken = [k for k, v in enumerate(values) if not math.isfinite(v)]
+    if broken:
+        raise ValueError(f"the CMI is not finite under the proxies {broken} of {cfg.pool} ({values}): their outputs "
+                         "overflow on this set; check the pool and the set")
     result = {"distilled": cfg.distilled, "method": distilled.method, "ipc": distilled.ipc, "pool": cfg.pool,
               "cmi_mean": sum(values) / len(values), "cmi_per_proxy": values}
-    print(json.dumps(result), flush=True)
+    print(json_text(result, indent=None), flush=True)
     return result
 
 
@@ -236,17 +249,19 @@ def _available_methods() -> str:
 
 
 def user_error_message(err: BaseException) -> str | None:
-    """The one-line message for a user error (the innermost cause of ``err``), or ``None`` for anything else."""
+    """The message for a user error (its innermost user-error cause), or ``None`` for anything else (a bug)."""
     top = str(err)
     if isinstance(err, ArgumentError) and top.startswith('Parser key "model"') and "value type: <class 'str'>" in top:
         given = top.rsplit("Given value:", 1)[-1].strip()
         return (f"unknown method {given!r} for --model; available: {_available_methods()} (lightning_dd.methods), "
                 "or the import path of your own DistillationModule subclass")
-    root = err
-    while root.__cause__ is not None:
-        root = root.__cause__
-    if not isinstance(root, USER_ERRORS):
+    if not isinstance(err, USER_ERRORS):
         return None
+    root, cause = err, err.__cause__
+    while cause is not None:  # the innermost user error says what was wrong (outer ones wrap it)
+        if isinstance(cause, USER_ERRORS):
+            root = cause
+        cause = cause.__cause__
     message = str(root).strip()
     if not isinstance(root, (ValueError, ArgumentError, OSError)):
         message = f"{type(root).__name__}: {message}"
@@ -274,7 +289,7 @@ def main(args: Sequence[str] | None = None) -> None:
             COMMANDS[argv[0]](argv[1:])
             return
         # args=None lets LightningCLI read sys.argv itself (passing both warns about "args and command line arguments")
-        cli = fit_cli(None if args is None else argv)
+        cli = fit_cli(None if args is None else argv, exit_on_error=False)
     except Exception as err:
         message = user_error_message(err)
         if message is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):

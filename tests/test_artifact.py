@@ -191,8 +191,8 @@ def test_corrupt_or_foreign_file_raises_value_error_naming_path(tmp_path: Path, 
 def test_missing_path_raises_file_not_found_naming_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing_here\.pt"):
         DistilledSet.load(tmp_path / "nothing_here.pt")
-    with pytest.raises(FileNotFoundError, match="a_folder"):
-        (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"a_folder' is a directory; give the artifact file"):
         DistilledSet.load(tmp_path / "a_folder")
 
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment.zca import ZCA
-from lightning_dd.data.registry import load_split
+from lightning_dd.data.registry import dataset_info, load_split
 from lightning_dd.data.spaces import as_zca, check_artifact_space, encode, evaluation_space, to_evaluation_space
 from lightning_dd.seeding import STREAM_EVAL, make_generator
 from lightning_dd.synthetic import ImageSpace
@@ -81,6 +81,10 @@ class DistilledDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._test is None and stage in (None, "fit", "validate", "test"):
             d = self.distilled
+            info = dataset_info(d.dataset, self.root)  # what the data under root is, before reading its images
+            where = f"{d.dataset} data" + (f" under {self.root}" if self.root else "")
+            d.check_data(info.name, tuple(info.class_names), tuple(info.mean), tuple(info.std),
+                         tuple(info.image_shape), where)
             split = load_split(d.dataset, self.root, train=False, download=self.download)
             if tuple(split.images.shape[1:]) != d.image_shape:
                 raise ValueError(f"the {d.dataset!r} test split has images {tuple(split.images.shape[1:])}, the "

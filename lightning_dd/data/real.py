@@ -127,6 +127,7 @@ class RealDataModule(pl.LightningDataModule):
         self._store: ClassIndexedImages | None = None
         self._test: LabeledImages | None = None
         self._per_class: int | None = None
+        self._cap_warning = ""  # batch_real capped by the smallest class: said once, when per_class is first read
         self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
         # resume bookkeeping: train batches the training loop has consumed (the stream position, checkpointed)
         self._consumed = 0
@@ -203,7 +204,8 @@ class RealDataModule(pl.LightningDataModule):
     def load_train(self) -> ClassIndexedImages:
         """Read the train split into :attr:`store` (first call only) and return it.
 
-        Also fixes :attr:`per_class` = ``min(batch_real, smallest class size)``, warning when it caps ``batch_real``.
+        Also fixes :attr:`per_class` = ``min(batch_real, smallest class size)`` (which warns, when first read, if it
+        caps ``batch_real``: commands that never draw train batches, such as ``pretrain``, are not warned).
 
         Raises:
             ValueError: a class has no train images, or the images do not have the dataset's ``(C, H, W)``.
@@ -219,7 +221,7 @@ class RealDataModule(pl.LightningDataModule):
                 raise ValueError(f"{self.dataset}: classes without train images: {empty}")
             smallest = min(sizes)
             if self.batch_real > smallest:
-                rank_zero_warn(
+                self._cap_warning = (
                     f"batch_real={self.batch_real} exceeds the smallest class of {self.dataset!r} "
                     f"({smallest} images, class {self.class_names[sizes.index(smallest)]!r}); using {smallest} real "
                     "images per class per batch."
@@ -246,6 +248,9 @@ class RealDataModule(pl.LightningDataModule):
         """Real images per class per train batch: ``min(batch_real, smallest class size)``; after :meth:`load_train`."""
         if self._per_class is None:
             raise self._not_loaded("per_class")
+        if self._cap_warning:
+            rank_zero_warn(self._cap_warning)
+            self._cap_warning = ""
         return self._per_class
 
     def test_split(self) -> LabeledImages:

@@ -114,7 +114,7 @@ def test_test_split_of_another_shape_is_refused() -> None:
     normalized, _, _ = digits_set("normalized")
     images = torch.zeros(len(normalized.labels), 1, 4, 4)
     small = dataclasses.replace(normalized, images=images)
-    with pytest.raises(ValueError, match=r"test split has images \(1, 8, 8\), the distilled set \(1, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"does not match the digits data: image shape \(1, 4, 4\) vs \(1, 8, 8\)"):
         DistilledDataModule(small).setup("test")
 
 

@@ -150,10 +150,11 @@ def test_cmi_command_errors(
     missing = tmp_path / "nope.pt"
     with pytest.raises(SystemExit) as info:
         main(["cmi", "--distilled", artifact, "--pool", str(missing)])
-    assert str(missing) in str(info.value.code) and "lightning-dd pretrain" in str(info.value.code)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and str(missing) in err and "lightning-dd pretrain" in err
     other = ProxyPool.load(pool_path)
     other.dataset = "mnist"
     other_path = other.save(tmp_path / "mnist.pt")
     with pytest.raises(SystemExit) as info:
         main(["cmi", "--distilled", artifact, "--pool", str(other_path)])
-    assert "dataset 'mnist' (run: 'digits')" in str(info.value.code)
+    assert info.value.code == 2 and "dataset 'mnist' (run: 'digits')" in capsys.readouterr().err
