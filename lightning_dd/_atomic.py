@@ -110,8 +110,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"the {what} path {str(path)!r} is a directory; give a file path (e.g. "
-                                f"{str(path / 'distilled.pt')!r})")
+        raise IsADirectoryError(f"the {what} path {str(path)!r} is a directory; give a file path inside it")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

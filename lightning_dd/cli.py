@@ -248,6 +248,13 @@ def _available_methods() -> str:
     return ", ".join(names)
 
 
+def _raised_here(err: BaseException) -> bool:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}lightning_dd{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The message for a user error (its innermost user-error cause), or ``None`` for anything else (a bug)."""
     top = str(err)
@@ -257,11 +264,14 @@ def user_error_message(err: BaseException) -> str | None:
                 "or the import path of your own DistillationModule subclass")
     if not isinstance(err, USER_ERRORS):
         return None
-    root, cause = err, err.__cause__
-    while cause is not None:  # the innermost user error says what was wrong (outer ones wrap it)
-        if isinstance(cause, USER_ERRORS):
-            root = cause
-        cause = cause.__cause__
+    chain = [err]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)  # type: ignore[arg-type]
+    users = [e for e in chain if isinstance(e, USER_ERRORS)]
+    # the innermost error raised by this library says what was wrong (outer ones wrap it; inner foreign ones are
+    # its cause, e.g. an OSError of tempfile); without one, the innermost user error of the chain
+    ours = [e for e in users if _raised_here(e)]
+    root = ours[-1] if ours else users[-1]
     message = str(root).strip()
     if not isinstance(root, (ValueError, ArgumentError, OSError)):
         message = f"{type(root).__name__}: {message}"

@@ -115,7 +115,9 @@ def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     if "optimizer" in saved and _optimizer_settings(saved["optimizer"]) != _optimizer_settings(current["optimizer"]):
         conflicts.append(f"model.optimizer: checkpoint {_optimizer_settings(saved['optimizer'])}, this run "
                          f"{_optimizer_settings(current['optimizer'])}")
-    for key, label in (("regularizers", "regularizers"), ("data", "data")):
-        if key in saved and plain_json(saved[key]) != plain_json(current[key]):
-            conflicts.append(f"{label}: checkpoint {plain_json(saved[key])}, this run {plain_json(current[key])}")
+    if "regularizers" in saved and plain_json(saved["regularizers"]) != plain_json(current["regularizers"]):
+        conflicts.append(f"regularizers: checkpoint {saved['regularizers']}, this run {current['regularizers']}")
+    old_data, new_data = plain_json(saved.get("data", {})), plain_json(current["data"])
+    conflicts += [f"data.{name}: checkpoint {value!r}, this run {new_data.get(name)!r}"
+                  for name, value in old_data.items() if value != new_data.get(name)]
     return conflicts
