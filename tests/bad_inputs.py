@@ -92,7 +92,8 @@ BAD_INPUTS: list[dict[str, object]] = [
     {"id": "ckpt_empty", "args": [*RESUME, "--ckpt_path", "{empty_ckpt}"], "message": "is empty (0 bytes)"},
     {"id": "ckpt_truncated", "args": [*RESUME, "--ckpt_path", "{truncated_ckpt}"],
      "message": "is truncated or not a checkpoint"},
-    {"id": "ckpt_garbage", "args": [*RESUME, "--ckpt_path", "{garbage}"], "message": "is truncated or not a checkpoint"},
+    {"id": "ckpt_garbage", "args": [*RESUME, "--ckpt_path", "{garbage}"],
+     "message": "is truncated or not a checkpoint"},
     {"id": "ckpt_is_an_artifact", "args": [*RESUME, "--ckpt_path", "{artifact}"],
      "message": "is a distilled-set artifact, not a training checkpoint"},
     # ---- the resume policy: only the budget and the outputs may change
