@@ -206,6 +206,22 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted_run(path: str, poo
     assert torch.equal(images(resumed), images(straight))
 
 
+def test_extending_a_finished_run_with_a_regularizer_equals_the_longer_run(pool_path: Path, tmp_path: Path) -> None:
+    # the end checkpoint of a 4-step run (Lightning starts a new epoch when it resumes from it), extended to 7
+    p = str(pool_path)
+
+    def run(root: Path, steps: int, ckpt_path: str | None = None, **kw: Any) -> DM:
+        model = tiny_dm(ipc=2, regularizers=[CMIRegularizer(p, 3e4), IIDRegularizer(p, 0.05, 0.01)])
+        quiet_trainer(root, max_steps=steps, **kw).fit(model, digits_data(), ckpt_path=ckpt_path)
+        return model
+
+    straight = run(tmp_path / "straight", 7)
+    run(tmp_path / "first", 4, enable_checkpointing=True)
+    (checkpoint,) = (tmp_path / "first" / "checkpoints").glob("*.ckpt")
+    extended = run(tmp_path / "extended", 7, ckpt_path=str(checkpoint))
+    assert torch.equal(images(extended), images(straight))
+
+
 # ------------------------------------------------------------------------------------------------ schedule
 
 
