@@ -3,8 +3,8 @@
 :func:`atomic_write` writes a temporary file in the destination directory (``.<name>.<pid>.tmp``), fsyncs it, gives
 it the mode an ordinary new file gets (``0o666`` minus the umask; ``mkstemp``'s is 0600) and moves it into place with
 ``os.replace``: a reader never sees a half-written artifact, image or result file, even if the process dies
-mid-write. A temporary file left by a process that died (its pid is gone) is removed by the next write to the same
-destination.
+mid-write. A temporary file left by a process that died (its pid is gone) is removed by the next write into the same
+directory.
 
 :func:`check_writable` is what a command calls at start for every output it will write, so that an unwritable path
 fails before hours of compute; :func:`write_or_fallback` is what it calls at the end, so that the result of that
@@ -45,10 +45,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_temps(path: Path) -> None:
-    """Remove ``.<name>.<pid>.tmp`` files next to ``path`` whose writing process no longer exists."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2: -len(".tmp")]
+def _remove_stale_temps(directory: Path) -> None:
+    """Remove ``.<name>.<pid>.tmp`` files in ``directory`` whose writing process no longer exists (killed
+    mid-write: whatever file it was writing, its temporary file is garbage)."""
+    for tmp in directory.glob(".*.tmp"):
+        pid = tmp.name[: -len(".tmp")].rsplit(".", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -58,7 +59,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     """Call ``write(tmp_path)`` for a temporary file next to ``path``, then move it into place. Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
+    _remove_stale_temps(path.parent)
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         write(tmp)

@@ -174,10 +174,12 @@ def test_a_dead_writers_temp_file_is_removed_by_the_next_write(tmp_path: Path) -
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".distilled.pt.{int(dead.stdout)}.tmp"  # its writer was killed mid-write
     alive = tmp_path / f".distilled.pt.{os.getppid()}.tmp"  # another live process may still be writing this one
+    stale_grid = tmp_path / f".distilled.png.{int(dead.stdout)}.tmp"  # the grid it was writing before
     stale.write_bytes(b"PK half")
+    stale_grid.write_bytes(b"\x89PNG half")
     alive.write_bytes(b"PK busy")
     _fit(tmp_path / "run", 1, artifact_path=str(path))
-    assert path.is_file() and not stale.exists() and alive.exists()
+    assert path.is_file() and not stale.exists() and not stale_grid.exists() and alive.exists()
 
 
 def test_max_steps_zero_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
