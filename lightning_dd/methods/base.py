@@ -347,7 +347,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         state = checkpoint.get("lightning_dd")
         if state is None:
             return
-        conflicts = resume_conflicts(state.get("resume", {}), self.resume_settings())
+        # a resume inside fit is checked; load_from_checkpoint (no Trainer: the hparams are the checkpoint's) is not
+        conflicts = resume_conflicts(state.get("resume", {}), self.resume_settings()) if self._trainer else []
         if conflicts:
             outputs = ", ".join(RESUME_MAY_CHANGE)
             raise ValueError("this run differs from the checkpoint it resumes; a resume may change only the budget "

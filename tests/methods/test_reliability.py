@@ -148,8 +148,8 @@ def test_a_write_that_fails_after_the_compute_goes_to_a_fallback_and_says_where(
     model = tiny_dm(ipc=1, artifact_path=str(out / "distilled.pt"))
     with pytest.warns(UserWarning, match=r"could not write the distilled set to .*out/distilled.pt.*saved it to") as w:
         quiet_trainer(tmp_path, max_steps=2, callbacks=[BreakDirectory(out)]).fit(model, digits_data())
-    rescued = Path(str([x.message for x in w if "saved it to" in str(x.message)][0]).split("saved it to ")[1]
-                   .split("'")[1])
+    message = next(str(x.message) for x in w if "saved it to" in str(x.message))
+    rescued = Path(message.split("saved it to ")[1].split("'")[1])
     assert rescued == model.exported_path and rescued.parent != out
     assert torch.equal(images(rescued), model.synthetic.images.detach())
 
@@ -182,9 +182,18 @@ def test_a_dead_writers_temp_file_is_removed_by_the_next_write(tmp_path: Path) -
     assert path.is_file() and not stale.exists() and not stale_grid.exists() and alive.exists()
 
 
-def test_max_steps_zero_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_max_steps_zero_is_refused_before_anything_is_written(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     with warnings.catch_warnings(), pytest.raises(SystemExit) as info:
         warnings.simplefilter("ignore")
         main([*FIT, "--trainer.max_steps", "0", "--trainer.default_root_dir", str(tmp_path)])
     assert info.value.code == 2 and "trainer.max_steps=0" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_load_from_checkpoint_outside_fit_restores_the_module(tmp_path: Path) -> None:
+    trained = _fit(tmp_path / "first", 2, enable_checkpointing=True)
+    (checkpoint,) = (tmp_path / "first" / "checkpoints").glob("*.ckpt")
+    loaded = type(trained).load_from_checkpoint(checkpoint)
+    assert torch.equal(loaded.synthetic.images.detach(), trained.synthetic.images.detach())
+    assert loaded.distilled_set().dataset == "digits"

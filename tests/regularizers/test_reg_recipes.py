@@ -4,6 +4,7 @@ overrides, and ``lightning-dd pretrain --recipe`` where explicit flags still ove
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,3 +71,18 @@ def test_cli_recipe_sets_the_defaults_and_flags_override(tmp_path: Path, capsys:
         main(["pretrain", "--output", str(tmp_path / "x.pt"), "--recipe", "dc"])
     assert info.value.code == 2 and "unknown --recipe 'dc'; allowed: cmi, iid" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_pretrain_says_nothing_about_batch_real_and_writes_a_umask_mode_pool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pretrain draws no class-balanced batches: the distillation batch size is none of its business."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result, _ = pretrain(tmp_path, capsys, "quiet")
+    assert not [w for w in caught if "batch_real" in str(w.message)]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (Path(result["pool"]).stat().st_mode & 0o777) == 0o666 & ~mask
