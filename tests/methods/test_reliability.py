@@ -197,3 +197,17 @@ def test_load_from_checkpoint_outside_fit_restores_the_module(tmp_path: Path) ->
     loaded = type(trained).load_from_checkpoint(checkpoint)
     assert torch.equal(loaded.synthetic.images.detach(), trained.synthetic.images.detach())
     assert loaded.distilled_set().dataset == "digits"
+
+
+def test_the_command_line_artifact_path_wins_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI would replace --model.* given with --ckpt_path by the checkpoint's values; ours does not."""
+    base = [*FIT, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run")]
+    monkeypatch.setattr(sys, "argv", ["lightning-dd"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main([*base, "--trainer.max_steps", "2", "--model.artifact_path", str(tmp_path / "a.pt")])
+        (checkpoint,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+        main([*base, "--trainer.max_steps", "3", "--model.artifact_path", str(tmp_path / "b.pt"), "--ckpt_path",
+              str(checkpoint)])
+    assert (tmp_path / "b.pt").is_file()
+    assert DistilledSet.load(tmp_path / "b.pt").hparams["artifact_path"] == str(tmp_path / "b.pt")
