@@ -293,7 +293,7 @@ def main(args: Sequence[str] | None = None) -> None:
     ``LIGHTNING_DD_DEBUG=1`` for its traceback. A run stopped by Ctrl-C (set and checkpoint saved) exits with 130.
     """
     argv = list(sys.argv[1:] if args is None else args)
-    command = argv[0] if argv and not argv[0].startswith("-") else "fit"
+    command = f"lightning-dd {argv[0]}" if argv and not argv[0].startswith("-") else "lightning-dd"
     try:
         if argv and argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])
@@ -304,8 +304,7 @@ def main(args: Sequence[str] | None = None) -> None:
         message = user_error_message(err)
         if message is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        print(f"lightning-dd {command}: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr,
-              flush=True)
+        print(f"{command}: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr, flush=True)
         sys.exit(2)
     if _interrupted(cli):
         sys.exit(130)

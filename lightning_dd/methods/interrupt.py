@@ -70,6 +70,8 @@ class GracefulInterrupt(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._requested = False
         self.interrupted_at = None
+        if hasattr(pl_module, "interrupted_at"):  # a module fitted again after an interrupted fit
+            pl_module.interrupted_at = None  # type: ignore[assignment]
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
