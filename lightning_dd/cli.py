@@ -36,6 +36,21 @@ class DistillationCLI(LightningCLI):
         parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
 
+    def before_fit(self) -> None:
+        """Under a spawning strategy the loop runs in child processes: the parent holds Ctrl-C until they saved."""
+        from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+
+        from lightning_dd.methods.interrupt import GracefulInterrupt
+
+        self.parent_interrupt: GracefulInterrupt | None = None
+        if isinstance(self.trainer.strategy.launcher, _MultiProcessingLauncher):
+            self.parent_interrupt = GracefulInterrupt(announce=False)
+            self.parent_interrupt.install()
+
+    def after_fit(self) -> None:
+        if self.parent_interrupt is not None:
+            self.parent_interrupt.restore()
+
     def _parse_ckpt_path(self) -> None:
         """Check ``--ckpt_path`` before anything runs, and do *not* let its hyper-parameters override the command
         line (LightningCLI's default): the method checks the resume policy itself and names every difference."""
@@ -282,8 +297,9 @@ def _interrupted(cli: DistillationCLI) -> bool:
     from lightning_dd.methods.interrupt import GracefulInterrupt
 
     trainer = getattr(cli, "trainer", None)
-    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None
-               for cb in getattr(trainer, "callbacks", []))
+    parent = getattr(cli, "parent_interrupt", None)
+    return (parent is not None and parent.requested) or any(
+        isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None for cb in getattr(trainer, "callbacks", []))
 
 
 def main(args: Sequence[str] | None = None) -> None:

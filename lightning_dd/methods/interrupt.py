@@ -6,7 +6,9 @@ replaces the SIGINT handler: the first Ctrl-C asks the loop to stop at the end o
 images, generators and data position are those of a completed iteration; ``fit`` then ends normally, the export
 callback writes the artifact, and this callback writes ``<checkpoint dir>/interrupted-step=N.ckpt`` from which
 ``--ckpt_path`` continues exactly. A second Ctrl-C aborts at once (Lightning's handling, nothing saved). The
-``lightning-dd`` command exits with status 130 after an interrupted run.
+``lightning-dd`` command exits with status 130 after an interrupted run. Under ``ddp_spawn`` the training runs in
+child processes; the command's parent process holds an announce-free instance meanwhile, so that the Ctrl-C it also
+receives waits for the children's save instead of tearing the run down.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ class GracefulInterrupt(Callback):
         checkpoint_path: the checkpoint written on interrupt.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
         super().__init__()
+        self.announce = announce
         self.interrupted_at: int | None = None
         self.checkpoint_path: Path | None = None
         self._requested = False
         self._previous: Any = None
         self._installed = False
         self._checkpoint_dir: Path | None = None
+        self._speaks = True  # rank 0 only, once the rank is known
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -59,23 +63,36 @@ class GracefulInterrupt(Callback):
             self._restore()
             raise KeyboardInterrupt
         self.request_stop()
-        print("\n[lightning_dd] Ctrl-C: stopping after this iteration and saving the set and a checkpoint "
-              "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
+        if self.announce and self._speaks:
+            print("\n[lightning_dd] Ctrl-C: stopping after this iteration and saving the set and a checkpoint "
+                  "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self) -> bool:
+        """Whether a Ctrl-C arrived since :meth:`install`."""
+        return self._requested
+
+    def install(self) -> None:
+        """Take over SIGINT (main thread only; elsewhere Python delivers no signals, so nothing to do)."""
+        self._requested = False
+        if threading.current_thread() is threading.main_thread() and not self._installed:
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
 
     def _restore(self) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
 
+    restore = _restore
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._requested = False
         self.interrupted_at = None
+        self._speaks = trainer.is_global_zero
         if hasattr(pl_module, "interrupted_at"):  # a module fitted again after an interrupted fit
             pl_module.interrupted_at = None  # type: ignore[assignment]
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+        self.install()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -127,6 +127,27 @@ def test_ctrl_c_stops_after_the_iteration_writes_set_and_checkpoint_and_resumes_
     assert torch.equal(images(tmp_path / "resumed.pt"), images(tmp_path / "straight.pt"))
 
 
+def test_ctrl_c_under_ddp_spawn_saves_once_and_exits_130(tmp_path: Path) -> None:
+    """The terminal sends SIGINT to the whole process group: the parent and both ranks."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [*FIT, "--trainer.max_steps", "1000000", "--model.image_grid_every_n_steps", "1", "--trainer.devices", "2",
+            "--trainer.strategy", "ddp_spawn"]
+    proc = subprocess.Popen([sys.executable, "-m", "lightning_dd", *args], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    grid = tmp_path / "lightning_logs" / "version_0" / "images" / "iteration_000003.png"
+    deadline = time.monotonic() + 120
+    while not grid.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert out.count("Ctrl-C: stopping after this iteration") == 1 and "Detected KeyboardInterrupt" not in out
+    stopped = int(out.split("interrupted after iteration ")[1].split(":")[0])
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert (run_dir / "checkpoints" / f"interrupted-step={stopped}.ckpt").is_file()
+    assert [p.name for p in run_dir.glob("*.pt")] == ["distilled.pt"]
+
+
 # ------------------------------------------------------------------------------------------------ output files
 
 
