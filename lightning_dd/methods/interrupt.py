@@ -60,7 +60,7 @@ class GracefulInterrupt(Callback):
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._requested:  # the second Ctrl-C: abort now, as without this callback
-            self._restore()
+            self.restore()
             raise KeyboardInterrupt
         self.request_stop()
         if self.announce and self._speaks:
@@ -80,12 +80,11 @@ class GracefulInterrupt(Callback):
             signal.signal(signal.SIGINT, self._handle)
             self._installed = True
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
+        """Give SIGINT back to the handler that had it before :meth:`install`."""
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
-
-    restore = _restore
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.interrupted_at = None
@@ -105,7 +104,7 @@ class GracefulInterrupt(Callback):
             pl_module.interrupted_at = self.interrupted_at  # type: ignore[assignment]  # read by the evaluator
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
+        self.restore()
         if self.interrupted_at is None:
             return
         assert self._checkpoint_dir is not None  # set in setup
@@ -116,7 +115,7 @@ class GracefulInterrupt(Callback):
                        f"{path}; continue with the same command and --ckpt_path {path}")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()
+        self.restore()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._restore()
+        self.restore()
