@@ -175,7 +175,7 @@ def test_evaluate_prints_one_json_line_and_writes_it(
     capsys.readouterr()
     main([
         "evaluate", "--distilled", str(digits_run / "distilled.pt"), "--runs", "2", "--epochs", "2",
-        "--models", "convnet", "mlp", "--output", str(output), "--trainer.accelerator", "cpu",
+        "--models", "[convnet, mlp]", "--output", str(output), "--trainer.accelerator", "cpu",
     ])  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1, lines
@@ -246,8 +246,7 @@ def test_evaluate_unknown_model_fails_fast(digits_run: Path, capsys: pytest.Capt
         "--distilled",
         str(digits_run / "distilled.pt"),
         "--models",
-        "mlp",
-        "foonet",
+        "[mlp, foonet]",
         "--epochs",
         "1000",
     ]  # 1000 epochs x 5 runs would take minutes if it trained before checking

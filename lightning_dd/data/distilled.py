@@ -16,6 +16,7 @@ from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment.zca import ZCA
 from lightning_dd.data.registry import dataset_info, load_split
 from lightning_dd.data.spaces import as_zca, check_artifact_space, encode, evaluation_space, to_evaluation_space
+from lightning_dd.data.types import LabeledImages
 from lightning_dd.seeding import STREAM_EVAL, make_generator
 from lightning_dd.synthetic import ImageSpace
 
@@ -50,6 +51,7 @@ class DistilledDataModule(L.LightningDataModule):
         batch_size: int = 256,
         test_batch_size: int = 1024,
         seed: int = 0,
+        test: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -62,6 +64,7 @@ class DistilledDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.test_batch_size = test_batch_size
         self.seed = seed
+        self._own_test = test
         self._test: TensorDataset | None = None
         self._train_images: torch.Tensor | None = None
 
@@ -81,11 +84,17 @@ class DistilledDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._test is None and stage in (None, "fit", "validate", "test"):
             d = self.distilled
-            info = dataset_info(d.dataset, self.root)  # what the data under root is, before reading its images
-            where = f"{d.dataset} data" + (f" under {self.root}" if self.root else "")
-            d.check_data(info.name, tuple(info.class_names), tuple(info.mean), tuple(info.std),
-                         tuple(info.image_shape), where)
-            split = load_split(d.dataset, self.root, train=False, download=self.download)
+            if self._own_test is not None:  # the user's own test split: only its shape and labels can be checked
+                split = LabeledImages(*self._own_test, class_names=d.class_names)
+                low, high = int(split.labels.min()), int(split.labels.max())
+                if not 0 <= low <= high < d.num_classes:
+                    raise ValueError(f"test labels must lie in [0, {d.num_classes}), got [{low}, {high}]")
+            else:
+                info = dataset_info(d.dataset, self.root)  # what the data under root is, before reading its images
+                where = f"{d.dataset} data" + (f" under {self.root}" if self.root else "")
+                d.check_data(info.name, tuple(info.class_names), tuple(info.mean), tuple(info.std),
+                             tuple(info.image_shape), where)
+                split = load_split(d.dataset, self.root, train=False, download=self.download)
             if tuple(split.images.shape[1:]) != d.image_shape:
                 raise ValueError(f"the {d.dataset!r} test split has images {tuple(split.images.shape[1:])}, the "
                                  f"distilled set {d.image_shape}")

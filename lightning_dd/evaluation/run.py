@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from torch import Tensor
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.distilled import DistilledDataModule
@@ -25,8 +26,13 @@ def evaluate_artifact(
     batch_size: int = 256,
     download: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    test: tuple[Tensor, Tensor] | None = None,
 ) -> dict[str, Any]:
     """Train ``runs`` students of every architecture in ``models`` and return accuracies in percent.
+
+    ``dataset``: when given, must be the artifact's (a guard for command lines). ``test``: your own test split
+    ``(uint8 or [0, 1] float images (N, C, H, W), int64 labels (N,))`` instead of the registered dataset's.
 
     Returns:
         ``{"distilled", "dataset", "method", "ipc", "epochs", "runs", "results": {model: {"mean", "std", "accs"}}}``
@@ -35,8 +41,11 @@ def evaluate_artifact(
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     data = DistilledDataModule(distilled if isinstance(distilled, DistilledSet) else str(distilled), root=root,
-                               download=download, batch_size=batch_size, seed=seed)
+                               download=download, batch_size=batch_size, seed=seed, test=test)
     d = data.distilled
+    if dataset is not None and dataset != d.dataset:
+        raise ValueError(f"--data.dataset {dataset!r} is not the artifact's dataset {d.dataset!r}; leave it out "
+                         "(evaluation uses the dataset the set was distilled from)")
     c, h, w = d.image_shape
     for name in models:  # fail fast on an unknown architecture, before any training
         create_network(name, c, d.num_classes, (h, w))

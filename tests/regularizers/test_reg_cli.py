@@ -70,7 +70,7 @@ def test_pretrain_writes_a_pool_that_loads(tmp_path: Path, capsys: pytest.Captur
     output = tmp_path / "pools" / "digits_convnet.pt"
     main([
         "pretrain", "--data.dataset", "digits", "--output", str(output), "--network", "convnet", "--num_models", "2",
-        "--epochs", "1", "--max_images_per_class", "10", "--batch_size", "50", "--device", "cpu",
+        "--epochs", "1", "--max_images_per_class", "10", "--batch_size", "50", "--trainer.accelerator", "cpu",
     ])  # fmt: skip
     result = json_line(capsys)
     assert result["pool"] == str(output) and output.is_file()
