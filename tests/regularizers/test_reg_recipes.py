@@ -54,7 +54,8 @@ def test_pretrain_proxies_takes_the_recipe_and_explicit_overrides() -> None:
 def pretrain(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, *flags: str) -> tuple[dict, ProxyPool]:
     output = tmp_path / f"{name}.pt"
     main(["pretrain", "--data.dataset", "digits", "--output", str(output), "--network", "convnet", "--num_models",
-          "1", "--epochs", "1", "--max_images_per_class", "5", "--batch_size", "50", "--trainer.accelerator", "cpu", *flags])
+          "1", "--epochs", "1", "--max_images_per_class", "5", "--batch_size", "50", "--trainer.accelerator", "cpu",
+          *flags])
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     return json.loads(line), ProxyPool.load(output)
 
