@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
+import warnings
 from argparse import ArgumentError
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +43,20 @@ class DistillationCLI(LightningCLI):
         parser.link_arguments("data.space", "model.init_args.space")
         parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
         parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer, with :class:`~lightning_dd.callbacks.DistillationProgressBar` unless the config turns the
+        bar off or brings its own."""
+        from lightning.pytorch.callbacks import ProgressBar
+
+        from lightning_dd.callbacks import DistillationProgressBar
+
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(config.get("callbacks") or [])
+        if config.get("enable_progress_bar", True) is not False and not any(
+                isinstance(cb, ProgressBar) for cb in callbacks):
+            config["callbacks"] = [*callbacks, DistillationProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
         """Under a spawning strategy the loop runs in child processes: the parent holds Ctrl-C until they saved."""
@@ -104,6 +121,28 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True, exit_on_error: 
 USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError, ArgumentError, MisconfigurationException)
 #: set to 1 to see the full traceback of a user error too
 DEBUG_ENV = "LIGHTNING_DD_DEBUG"
+
+
+#: Lightning's advertising and notices about Lightning's own internals, hidden on the command line (warnings about
+#: the user's setup -- dataloader workers, precision, devices -- stay)
+_LIGHTNING_NOISE = ("💡 Tip:", "`tensorboardX` has been removed", "isinstance(treespec, LeafSpec)",
+                    "`LightningModule.configure_optimizers` returned `None`")
+
+
+class _DropLightningNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _LIGHTNING_NOISE)
+
+
+def quiet_lightning() -> None:
+    """Hide :data:`_LIGHTNING_NOISE` from the log and from ``warnings`` (command line only, idempotent)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningNoise) for f in logger.filters):
+            logger.addFilter(_DropLightningNoise())
+    for noise in _LIGHTNING_NOISE:
+        warnings.filterwarnings("ignore", message=f".*{re.escape(noise)}.*")
 
 
 def overview() -> str:
@@ -174,6 +213,7 @@ def main(args: Sequence[str] | None = None) -> None:
     """
     from lightning_dd.commands import COMMANDS, run_command
 
+    quiet_lightning()
     argv = list(sys.argv[1:] if args is None else args)
     if not argv or argv[0] in ("-h", "--help"):
         print(overview())
