@@ -149,7 +149,7 @@ def test_fit_with_the_in_run_evaluator(tmp_path: Path, capsys: pytest.CaptureFix
         assert stats["mean"] == pytest.approx(statistics.fmean(stats["accs"]))
         assert stats["std"] == pytest.approx(statistics.pstdev(stats["accs"]))
     out = capsys.readouterr().out
-    assert "evaluation after 2 iterations" in out and "random IPC 1" in out
+    assert "test accuracy % after 2 iterations" in out and "random real subset                  1" in out
 
 
 def test_main_reads_sys_argv_without_warning(
