@@ -22,7 +22,7 @@ from lightning_dd._atomic import check_writable, write_or_fallback
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment.zca import ZCA
 from lightning_dd.data.spaces import as_zca, to_pixels
-from lightning_dd.visualize import save_image_grid
+from lightning_dd.visualize import image_grid, save_grid, side_by_side
 
 __all__ = ["ExportDistilledSet", "checked_on_rank_zero", "run_dir", "viewable_images"]
 
@@ -72,6 +72,14 @@ def checked_on_rank_zero(trainer: L.Trainer, check: Callable[[], object]) -> Non
         raise kind.get(failure[0], OSError)(failure[1])
 
 
+def _log_image(trainer: L.Trainer, tag: str, image: Tensor, step: int) -> None:
+    """Give ``image`` ``(3, H, W)`` to every logger that takes images (TensorBoard's ``add_image``)."""
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_image"):
+            experiment.add_image(tag, image, step)
+
+
 class ExportDistilledSet(Callback):
     """Write the distilled set (rank 0, atomically) at the end of ``fit``, and PNG grids of the images.
 
@@ -81,7 +89,8 @@ class ExportDistilledSet(Callback):
 
     Args:
         path: artifact file; ``None`` = ``<log dir>/distilled.pt``; ``""`` = no artifact (grids still follow
-            ``grid_every_n_iterations``). The final grid is written next to it (``.png``).
+            ``grid_every_n_iterations``). The final grid is written next to it (``.png``: one captioned row per
+            class), and the initial set beside the final one (``<stem>_vs_initial.png``).
         grid_every_n_iterations: also write ``<log dir>/images/iteration_NNNNNN.png`` every N iterations (0: only the
             final grid). Grids go to the logger too when it takes images (TensorBoard), once per iteration.
     """
@@ -96,6 +105,7 @@ class ExportDistilledSet(Callback):
         self._run_dir: Path | None = None
         self._logged_iteration = -1
         self._zca: ZCA | None = None  # the run's ZCA, built once (its state does not change during a run)
+        self._initial: Tensor | None = None  # the initial grid (rank 0), shown beside the final one
 
     @property
     def artifact_path(self) -> Path | None:
@@ -118,6 +128,11 @@ class ExportDistilledSet(Callback):
 
         checked_on_rank_zero(trainer, check)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module: _Exportable = pl_module  # type: ignore[assignment]
+        if trainer.is_global_zero and self.artifact_path is not None:
+            self._initial = self._picture(module.distilled_set(), f"initial (iteration {module.iteration})")
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         every = self.grid_every_n_iterations
@@ -137,22 +152,30 @@ class ExportDistilledSet(Callback):
         # the grid first: an interrupted pair leaves a new PNG beside the old artifact, never a new artifact
         # beside an old PNG
         try:
-            self._grid(trainer, distilled, path.with_suffix(".png"), module.iteration)
+            final = self._grid(trainer, distilled, path.with_suffix(".png"), module.iteration)
+            if self._initial is not None:
+                pair = save_grid(side_by_side([self._initial, final]), path.with_name(f"{path.stem}_vs_initial.png"))
+                _log_image(trainer, "initial_vs_final", pair, module.iteration)
         except OSError as err:
             warnings.warn(f"could not write the image grid {str(path.with_suffix('.png'))!r} ({err})", stacklevel=1)
         self.exported_path = write_or_fallback(path, distilled.save, "distilled set")
         pl_module.exported_path = self.exported_path  # type: ignore[assignment]  # convenience for Python users
         rank_zero_info(f"[lightning_dd] {module.method_name} distilled set written to {self.exported_path}")
 
-    def _grid(self, trainer: L.Trainer, distilled: DistilledSet, path: Path, iteration: int) -> None:
+    def _picture(self, distilled: DistilledSet, title: str) -> Tensor:
+        """The captioned grid of ``distilled`` (one row per class)."""
         per_row = max(1, distilled.images.shape[0] // max(1, distilled.num_classes))
         if self._zca is None:
             self._zca = as_zca(distilled.zca)  # None outside the zca space
-        grid = save_image_grid(viewable_images(distilled, self._zca), per_row, path)
-        experiment = getattr(trainer.logger, "experiment", None) if trainer.logger else None
-        if experiment is not None and hasattr(experiment, "add_image") and iteration != self._logged_iteration:
-            experiment.add_image("synthetic_images", grid, iteration)
+        return image_grid(viewable_images(distilled, self._zca), per_row, distilled.class_names, title)
+
+    def _grid(self, trainer: L.Trainer, distilled: DistilledSet, path: Path, iteration: int) -> Tensor:
+        grid = save_grid(self._picture(distilled, f"{distilled.method} IPC {distilled.ipc}, iteration {iteration}"),
+                         path)
+        if iteration != self._logged_iteration:
+            _log_image(trainer, "synthetic_images", grid, iteration)
             self._logged_iteration = iteration
+        return grid
 
     def state_dict(self) -> dict[str, Any]:
         return {"logged_iteration": self._logged_iteration}
