@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 
 from lightning_dd._atomic import atomic_write
 
-__all__ = ["image_grid", "save_grid", "save_image_grid", "side_by_side"]
+__all__ = ["image_grid", "plot_curves", "save_grid", "save_image_grid", "side_by_side"]
 
 _FONT_SIZE = 12
 _MARGIN = 4
@@ -92,3 +92,41 @@ def save_image_grid(pixels: Tensor, per_row: int, path: str | os.PathLike[str],
                     class_names: Sequence[str] | None = None, title: str | None = None) -> Tensor:
     """Write :func:`image_grid` of ``pixels`` as a PNG atomically; return the grid ``(3, H', W')``."""
     return save_grid(image_grid(pixels, per_row, class_names, title), path)
+
+
+def plot_curves(path: str | os.PathLike[str], accuracy: Sequence[tuple[int, float]],
+                references: dict[str, float] | None = None, cmi: Sequence[tuple[int, float]] = ()) -> bool:
+    """Save test accuracy vs iteration (with horizontal reference lines, e.g. random / whole set) and, when given,
+    the CMI vs iteration on a second axis, as a PNG. Returns ``False`` (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
+    if accuracy:
+        steps, values = zip(*accuracy, strict=True)
+        axis.plot(steps, values, marker="o", label="distilled set")
+    for (name, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        axis.axhline(value, linestyle=style, color="gray", label=name)
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("test accuracy (%)")
+    handles, labels = axis.get_legend_handles_labels()
+    if cmi:
+        other = axis.twinx()
+        steps, values = zip(*cmi, strict=True)
+        other.plot(steps, values, color="tab:red", alpha=0.6, label="reg/cmi")
+        other.set_ylabel("CMI")
+        more = other.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    axis.legend(handles, labels, loc="best", fontsize=8)
+    figure.tight_layout()
+
+    def write(tmp: os.PathLike[str]) -> None:
+        figure.savefig(tmp, format="png")
+
+    atomic_write(path, write)
+    plt.close(figure)
+    return True

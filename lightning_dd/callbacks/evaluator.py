@@ -35,6 +35,7 @@ from lightning_dd.data.types import LabeledImages
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
 from lightning_dd.methods.export import checked_on_rank_zero, run_dir
+from lightning_dd.visualize import plot_curves
 
 
 # What the hooks read from the module (a DistillationModule). The hooks receive it typed as a plain LightningModule,
@@ -123,6 +124,8 @@ class DistilledSetEvaluator(Callback):
         self._test: dict[str, torch.Tensor] = {}
         self._last: tuple[int, dict[str, dict[str, Any]]] | None = None
         self._run_dir: Path | None = None
+        self._accuracy: list[tuple[int, float]] = []  # (iteration, mean accuracy of the first model)
+        self._cmi: list[tuple[int, float]] = []  # (iteration, reg/cmi) when a CMI regularizer logs it
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -138,9 +141,13 @@ class DistilledSetEvaluator(Callback):
     ) -> None:
         module: _Evaluable = pl_module  # type: ignore[assignment]
         count = module.iteration
+        cmi = trainer.callback_metrics.get("reg/cmi")
+        if cmi is not None:
+            self._cmi.append((count, float(cmi)))
         if self.every_n_steps and count > 0 and count % self.every_n_steps == 0:
             summary = self.evaluate(trainer, module, module.distilled_set(), count)
             self._last = (count, summary)
+            self._accuracy.append((count, summary[self.models[0]]["mean"]))
             first = summary[self.models[0]]
             metrics = {"eval/acc_mean": first["mean"], "eval/acc_std": first["std"]}
             metrics.update({f"eval/{name}/acc_mean": stats["mean"] for name, stats in summary.items()})
@@ -178,8 +185,11 @@ class DistilledSetEvaluator(Callback):
                  for key in keys for name, stats in self.results.get(key, {}).items() for stat in ("mean", "std")}
         final["hp_metric"] = summary[self.models[0]]["mean"]  # TensorBoard's hparams view shows it
         _log(trainer, final, count)
+        if not reuse:
+            self._accuracy.append((count, summary[self.models[0]]["mean"]))
         if trainer.is_global_zero:
             self._report(trainer, module)
+            self._plot()
 
     # ------------------------------------------------------------------ work
     def evaluate(
@@ -242,6 +252,18 @@ class DistilledSetEvaluator(Callback):
             assert self._run_dir is not None  # resolved in setup
             write_or_fallback(self._run_dir / self.output, lambda p: atomic_json_dump(self.results, p),
                               "evaluation results")
+
+
+    def _plot(self) -> None:
+        """``accuracy.png`` in the log directory: accuracy vs iteration, the references, ``reg/cmi``."""
+        if self._run_dir is None:
+            return
+        name = self.models[0]
+        references = {f"{key} ({self.results[key][name]['mean']:.1f})": self.results[key][name]["mean"]
+                      for key in ("random", "whole") if name in self.results.get(key, {})}
+        if not plot_curves(self._run_dir / "accuracy.png", self._accuracy, references, self._cmi):
+            rank_zero_info("[lightning_dd] accuracy.png skipped: matplotlib is not installed "
+                           "(pip install 'lightning-dd[plots]')")
 
 
 def _log(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
