@@ -17,6 +17,7 @@ from lightning_dd.data.registry import (
 )
 from lightning_dd.data.samplers import ClassBalancedBatchSampler
 from lightning_dd.data.store import ClassIndexedImages
+from lightning_dd.data.tensors import TensorDataModule
 
 __all__ = [
     "DATASET_NAMES",
@@ -27,6 +28,7 @@ __all__ = [
     "LabeledImages",
     "RealDataModule",
     "RealDataSource",
+    "TensorDataModule",
     "dataset_info",
     "load_split",
     "normalize",

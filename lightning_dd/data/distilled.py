@@ -85,7 +85,11 @@ class DistilledDataModule(L.LightningDataModule):
         if self._test is None and stage in (None, "fit", "validate", "test"):
             d = self.distilled
             if self._own_test is not None:  # the user's own test split: only its shape and labels can be checked
-                split = LabeledImages(*self._own_test, class_names=d.class_names)
+                from lightning_dd.data.tensors import checked_images
+
+                own_images, own_labels = self._own_test
+                split = LabeledImages(checked_images(own_images, "test images"), torch.as_tensor(own_labels).long(),
+                                      class_names=d.class_names)
                 low, high = int(split.labels.min()), int(split.labels.max())
                 if not 0 <= low <= high < d.num_classes:
                     raise ValueError(f"test labels must lie in [0, {d.num_classes}), got [{low}, {high}]")

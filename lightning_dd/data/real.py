@@ -42,27 +42,21 @@ class RealDataModule(pl.LightningDataModule):
 
     Train batches are ``(images, labels)``: ``images`` ``uint8 (num_classes * per_class, C, H, W)`` class-sorted
     (``per_class`` images of class 0 first), ``labels`` ``int64 (num_classes * per_class,)``; one epoch is
-    ``iterations_per_epoch`` batches drawn by a :class:`ClassBalancedBatchSampler` (seeded per seed, epoch, rank and
-    batch). Test batches are the test split in order. :meth:`on_after_batch_transfer` turns the
-    ``uint8`` images into normalized ``float32`` on the device, for every stage.
+    ``iterations_per_epoch`` batches of a :class:`ClassBalancedBatchSampler` (seeded per seed, epoch, rank, batch).
+    Test batches are the test split in order; :meth:`on_after_batch_transfer` encodes images on the device.
 
     Use ``Trainer(use_distributed_sampler=False)``: the batch sampler is already rank-aware.
-
     Exact resume: the train batches form one stream (stream batch ``g`` = sampler batch ``g % iterations_per_epoch``
-    of sampler epoch ``g // iterations_per_epoch``); :meth:`state_dict` records how many the training loop consumed
-    (counted in :meth:`on_after_batch_transfer`, i.e. batches that reached ``training_step``, not batches Lightning
-    prefetched), and after :meth:`load_state_dict` the train loader continues the stream there. A run resumed from
-    any checkpoint -- mid-epoch, or written at the end of ``fit`` and extended with a larger ``max_steps`` (where
-    Lightning starts a new epoch) -- sees the same batches as an uninterrupted one. Outside a Trainer nothing is
-    counted: every iteration of the loader yields ``iterations_per_epoch`` batches from the restored position.
+    of sampler epoch ``g // iterations_per_epoch``); :meth:`state_dict` records how many reached ``training_step``
+    and after :meth:`load_state_dict` the loader continues there, so a run resumed from any checkpoint (mid-epoch,
+    or a finished run extended with a larger ``max_steps``) sees the batches of an uninterrupted one. Outside a
+    Trainer nothing is counted: each iteration of the loader yields ``iterations_per_epoch`` batches.
 
-    I/O is explicit. The constructor reads the dataset's description (:meth:`describe`): no I/O for the fixed
-    datasets, ``wnids.txt`` (or the ``train/`` folder names) for ``tiny_imagenet`` (downloading it first when
-    ``download=True`` and it is missing), a scan of ``root/train`` for ``image_folder`` (plus a decode and statistics
-    the first time a folder state is seen). So :attr:`info`, :attr:`num_classes`, :attr:`image_shape`, ... are in
-    memory right after construction (the CLI links them to the model then). The splits are read by
-    :meth:`load_train` / :meth:`test_split` (both called by :meth:`setup`, both read once); :attr:`store` and
-    :attr:`per_class` only return what :meth:`load_train` loaded.
+    I/O is explicit. The constructor reads the dataset's description (:meth:`describe`: no I/O for the fixed
+    datasets, ``wnids.txt`` for ``tiny_imagenet``, a scan of ``root/train`` for ``image_folder``), so :attr:`info`,
+    :attr:`num_classes`, ... are in memory at once (the CLI links them to the model); the splits are read once by
+    :meth:`load_train` / :meth:`test_split` (both called by :meth:`setup`). Your own tensors or torch ``Dataset``:
+    :meth:`from_tensors` / :meth:`from_dataset`.
 
     Args:
         dataset: registered dataset name (see :data:`~lightning_dd.data.registry.DATASET_NAMES`).
@@ -73,9 +67,8 @@ class RealDataModule(pl.LightningDataModule):
         iterations_per_epoch: train batches per epoch.
         test_batch_size: batch size of the validation/test loaders.
         num_workers: DataLoader worker processes.
-        space: the image space batches and :meth:`real_images` are delivered in: ``"normalized"`` (``(x/255 -
-            mean) / std``), ``"pixels"`` (``x/255``, IDC) or ``"zca"`` (ZCA whitening of ``x/255`` fitted on the train
-            split in :meth:`setup`, MTT; its state is part of :meth:`state_dict`, hence of checkpoints).
+        space: the space of the batches and :meth:`real_images`: ``"normalized"`` (``(x/255 - mean) / std``),
+            ``"pixels"`` (``x/255``, IDC) or ``"zca"`` (whitening fitted on the train split in :meth:`setup`, MTT).
         zca_eps: the ZCA regularisation added to the covariance eigenvalues (MTT / kornia: 0.1).
 
     Raises:
@@ -97,13 +90,11 @@ class RealDataModule(pl.LightningDataModule):
         zca_eps: float = 0.1,
     ) -> None:
         super().__init__()
-        check_dataset_name(dataset)
+        self._check_source(dataset, root)
         if space not in IMAGE_SPACES:
             raise ValueError(f"space must be one of {IMAGE_SPACES}, got {space!r}")
         if not zca_eps > 0:
             raise ValueError(f"zca_eps must be > 0, got {zca_eps!r}")
-        if dataset not in EMBEDDED_DATASETS:
-            require_root(dataset, root)
         for arg, value, low in (
             ("batch_real", batch_real, 1),
             ("iterations_per_epoch", iterations_per_epoch, 1),
@@ -112,7 +103,7 @@ class RealDataModule(pl.LightningDataModule):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(self._not_hyperparameters))
         self.dataset = dataset
         self.root = None if root is None else str(Path(root).expanduser())
         self.batch_real = batch_real
@@ -132,6 +123,39 @@ class RealDataModule(pl.LightningDataModule):
         # resume bookkeeping: train batches the training loop has consumed (the stream position, checkpointed)
         self._consumed = 0
         self._info: DatasetInfo = self.describe()
+
+    #: constructor arguments that are data, not settings (subclasses holding tensors list them)
+    _not_hyperparameters: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------------------------------------ the source
+    # Three hooks name where the images come from; a subclass replaces them (``TensorDataModule``: in memory).
+
+    def _check_source(self, dataset: str, root: str | None) -> None:
+        """Refuse an unknown dataset, or a missing ``root`` where the files are needed (at construction)."""
+        check_dataset_name(dataset)
+        if dataset not in EMBEDDED_DATASETS:
+            require_root(dataset, root)
+
+    def _read_split(self, train: bool) -> LabeledImages:
+        """Read one split into memory (``uint8`` images, ``int64`` labels)."""
+        return load_split(self.dataset, self.root, train=train, download=self.download)
+
+    @classmethod
+    def from_tensors(cls, images: Tensor, labels: Tensor, **kwargs: Any) -> RealDataModule:
+        """Your own tensors as a data module (:class:`~lightning_dd.data.tensors.TensorDataModule`)."""
+        from lightning_dd.data.tensors import TensorDataModule
+
+        return TensorDataModule(images, labels, **kwargs)
+
+    @classmethod
+    def from_dataset(cls, train: Any, test: Any = None, **kwargs: Any) -> RealDataModule:
+        """A map-style torch ``Dataset`` of ``(PIL image or (C, H, W) tensor, label)`` (+ its test split)."""
+        from lightning_dd.data.tensors import TensorDataModule, tensors_from_dataset
+
+        images, labels = tensors_from_dataset(train)
+        if test is not None:
+            kwargs["test_images"], kwargs["test_labels"] = tensors_from_dataset(test)
+        return TensorDataModule(images, labels, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ description
 
@@ -212,7 +236,7 @@ class RealDataModule(pl.LightningDataModule):
             FileNotFoundError: the split is not found under ``root`` (the message lists the layouts searched).
         """
         if self._store is None:
-            split = load_split(self.dataset, self.root, train=True, download=self.download)
+            split = self._read_split(train=True)
             self._check_split(split, "train")
             store = ClassIndexedImages(split.images, split.labels, self.num_classes)
             sizes = store.class_sizes()
@@ -256,7 +280,7 @@ class RealDataModule(pl.LightningDataModule):
     def test_split(self) -> LabeledImages:
         """The test split (``uint8 (N, C, H, W)`` images, ``int64 (N,)`` labels), loaded on first use."""
         if self._test is None:
-            split = load_split(self.dataset, self.root, train=False, download=self.download)
+            split = self._read_split(train=False)
             self._check_split(split, "test")
             self._test = split
         return self._test
