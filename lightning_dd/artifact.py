@@ -50,6 +50,9 @@ class DistilledSet:
         dsa_strategy: augmentation strategy the evaluation protocol uses for this dataset.
         hparams: method hyper-parameters (JSON-like values only).
         version: library version that wrote it.
+        provenance: how the set came about (JSON-like): ``iterations`` run, ``batch_real``, ``init_indices`` (the
+            train-split indices of the real images it was initialised from, when known), ``evaluation`` (the run's
+            in-run results), ``versions`` (lightning_dd, torch, lightning, python).
     """
 
     images: Tensor
@@ -69,6 +72,7 @@ class DistilledSet:
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
     hparams: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, Tensor) or not self.images.is_floating_point():

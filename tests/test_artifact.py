@@ -237,3 +237,23 @@ def test_loaded_file_is_validated(tmp_path: Path) -> None:
 def test_post_init_validates_shapes(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_set(**kwargs)
+
+
+def test_the_artifact_records_how_it_came_about(tmp_path: Path) -> None:
+    from lightning_dd.data import RealDataModule
+    from tests.helpers import digits_data, quiet_trainer, tiny_dm
+
+    model = tiny_dm(ipc=2, artifact_path=str(tmp_path / "d.pt"))
+    data = digits_data(batch_real=8)
+    quiet_trainer(tmp_path, max_steps=3).fit(model, data)
+    record = DistilledSet.load(tmp_path / "d.pt").provenance
+    assert (record["iterations"], record["batch_real"]) == (3, 8)
+    assert set(record["versions"]) == {"lightning_dd", "torch", "lightning", "python"}
+    # the init indices are those of the images the run started from (the random baseline of the seed)
+    fresh = RealDataModule("digits")
+    fresh.setup("fit")
+    baseline = tiny_dm(ipc=2, optimizer=lambda p: torch.optim.SGD(p, lr=0.0))
+    quiet_trainer(tmp_path / "b", max_steps=1).fit(baseline, digits_data(batch_real=8))
+    initial = fresh.normalize(fresh.store.images[torch.tensor(record["init_indices"])])
+    torch.testing.assert_close(initial, baseline.synthetic.images.detach())
+    assert fresh.store.labels[torch.tensor(record["init_indices"])].tolist() == [c for c in range(10) for _ in "ab"]

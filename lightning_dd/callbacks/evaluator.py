@@ -184,6 +184,7 @@ class DistilledSetEvaluator(Callback):
         final = {f"eval/final/{key}/{name}/acc_{stat}": stats[stat]
                  for key in keys for name, stats in self.results.get(key, {}).items() for stat in ("mean", "std")}
         final["hp_metric"] = summary[self.models[0]]["mean"]  # TensorBoard's hparams view shows it
+        pl_module.evaluation = dict(self.results)  # type: ignore[assignment]  # recorded in the artifact
         _log(trainer, final, count)
         if not reuse:
             self._accuracy.append((count, summary[self.models[0]]["mean"]))

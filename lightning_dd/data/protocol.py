@@ -10,7 +10,7 @@ from torch import Tensor
 from lightning_dd.data.types import DatasetInfo
 from lightning_dd.seeding import STREAM_INIT, make_generator
 
-__all__ = ["RealDataSource", "random_real_subset"]
+__all__ = ["RealDataSource", "random_real_indices", "random_real_subset"]
 
 
 @runtime_checkable
@@ -35,3 +35,14 @@ def random_real_subset(source: RealDataSource, num_classes: int, ipc: int, seed:
     """
     generator = make_generator(seed, STREAM_INIT)
     return torch.cat([source.real_images(c, ipc, generator) for c in range(num_classes)])
+
+
+def random_real_indices(source: RealDataSource, num_classes: int, ipc: int, seed: int) -> list[int] | None:
+    """The train-split indices of the images :func:`random_real_subset` draws (the same draws, replayed), or
+    ``None`` for a source that does not expose its store (``store.sample_indices``)."""
+    try:
+        sample_indices = getattr(source, "store").sample_indices  # noqa: B009  (not part of the protocol)
+    except (AttributeError, RuntimeError):  # no store, or not loaded
+        return None
+    generator = make_generator(seed, STREAM_INIT)
+    return [int(i) for c in range(num_classes) for i in sample_indices(c, ipc, generator)]

@@ -56,7 +56,7 @@ class RealDataModule(pl.LightningDataModule):
     datasets, ``wnids.txt`` for ``tiny_imagenet``, a scan of ``root/train`` for ``image_folder``), so :attr:`info`,
     :attr:`num_classes`, ... are in memory at once (the CLI links them to the model); the splits are read once by
     :meth:`load_train` / :meth:`test_split` (both called by :meth:`setup`). Your own tensors or torch ``Dataset``:
-    :meth:`from_tensors` / :meth:`from_dataset`.
+    :class:`~lightning_dd.data.tensors.TensorDataModule` (and its ``from_dataset``).
 
     Args:
         dataset: registered dataset name (see :data:`~lightning_dd.data.registry.DATASET_NAMES`).
@@ -139,23 +139,6 @@ class RealDataModule(pl.LightningDataModule):
     def _read_split(self, train: bool) -> LabeledImages:
         """Read one split into memory (``uint8`` images, ``int64`` labels)."""
         return load_split(self.dataset, self.root, train=train, download=self.download)
-
-    @classmethod
-    def from_tensors(cls, images: Tensor, labels: Tensor, **kwargs: Any) -> RealDataModule:
-        """Your own tensors as a data module (:class:`~lightning_dd.data.tensors.TensorDataModule`)."""
-        from lightning_dd.data.tensors import TensorDataModule
-
-        return TensorDataModule(images, labels, **kwargs)
-
-    @classmethod
-    def from_dataset(cls, train: Any, test: Any = None, **kwargs: Any) -> RealDataModule:
-        """A map-style torch ``Dataset`` of ``(PIL image or (C, H, W) tensor, label)`` (+ its test split)."""
-        from lightning_dd.data.tensors import TensorDataModule, tensors_from_dataset
-
-        images, labels = tensors_from_dataset(train)
-        if test is not None:
-            kwargs["test_images"], kwargs["test_labels"] = tensors_from_dataset(test)
-        return TensorDataModule(images, labels, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ description
 

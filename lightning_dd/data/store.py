@@ -50,7 +50,11 @@ class ClassIndexedImages:
         return [int(idx.numel()) for idx in self.indices_by_class]
 
     def sample(self, class_index: int, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` distinct random images of class ``class_index``.
+        """``n`` distinct random images of class ``class_index`` (those of :meth:`sample_indices`)."""
+        return self.images[self.sample_indices(class_index, n, generator)]
+
+    def sample_indices(self, class_index: int, n: int, generator: torch.Generator) -> Tensor:
+        """Indices (into :attr:`images`) of ``n`` distinct random images of class ``class_index``.
 
         Args:
             class_index: class in ``[0, num_classes)``.
@@ -58,7 +62,7 @@ class ClassIndexedImages:
             generator: CPU ``torch.Generator`` driving the choice.
 
         Returns:
-            ``uint8`` tensor ``(n, C, H, W)``.
+            ``int64`` tensor ``(n,)``.
 
         Raises:
             ValueError: ``n`` exceeds the class size (both are named), or ``class_index`` / ``n`` out of range.
@@ -70,5 +74,4 @@ class ClassIndexedImages:
             raise ValueError(f"n must be >= 0, got {n}")
         if n > idx.numel():
             raise ValueError(f"Cannot sample {n} distinct images from class {class_index}: it has {idx.numel()} images")
-        chosen = idx[torch.randperm(idx.numel(), generator=generator)[:n]]
-        return self.images[chosen]
+        return idx[torch.randperm(idx.numel(), generator=generator)[:n]]

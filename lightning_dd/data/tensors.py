@@ -1,7 +1,7 @@
 """Your own data: a :class:`~lightning_dd.data.real.RealDataModule` over tensors in memory or a torch ``Dataset``.
 
-``TensorDataModule(images, labels, test_images=..., test_labels=...)`` (also ``RealDataModule.from_tensors`` and
-``RealDataModule.from_dataset``) gives every method and the in-run evaluator the same class-balanced batches,
+``TensorDataModule(images, labels, test_images=..., test_labels=...)`` (or ``TensorDataModule.from_dataset(train,
+test)``) gives every method and the in-run evaluator the same class-balanced batches,
 statistics and test split as a registered dataset. Images are ``uint8 (N, C, H, W)`` or floats in ``[0, 1]``
 (stored as 8-bit, rounded, like every registered dataset); per-channel mean/std are computed from the stored train
 images unless given. The artifact records ``name`` as its
@@ -103,6 +103,14 @@ class TensorDataModule(RealDataModule):
                                      image_size=(int(train.shape[2]), int(train.shape[3])), num_classes=num_classes,
                                      mean=stats[0], std=stats[1], class_names=names, dsa_strategy=dsa_strategy)
         super().__init__(dataset=name, **kwargs)
+
+    @classmethod
+    def from_dataset(cls, train: Dataset[Any], test: Dataset[Any] | None = None, **kwargs: Any) -> TensorDataModule:
+        """A map-style torch ``Dataset`` of ``(PIL image or (C, H, W) tensor, label)`` (+ its test split)."""
+        images, labels = tensors_from_dataset(train)
+        if test is not None:
+            kwargs["test_images"], kwargs["test_labels"] = tensors_from_dataset(test)
+        return cls(images, labels, **kwargs)
 
     def _check_source(self, dataset: str, root: str | None) -> None:
         """Nothing to check: the data is in memory."""

@@ -32,10 +32,11 @@ from torch import Tensor
 from lightning_dd import __version__
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
-from lightning_dd.data.protocol import RealDataSource, random_real_subset
+from lightning_dd.data.protocol import RealDataSource, random_real_indices, random_real_subset
 from lightning_dd.methods.export import ExportDistilledSet
 from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_json, plain_yaml
 from lightning_dd.methods.interrupt import GracefulInterrupt
+from lightning_dd.methods.provenance import provenance
 from lightning_dd.methods.resume import RESUME_MAY_CHANGE, check_budget, check_precision, resume_conflicts
 from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext, Views
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
@@ -114,6 +115,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         self._finite: Tensor | None = None  # on-device "every loss so far was finite" flag
         self._iteration_loss: Tensor | None = None
         self.interrupted_at: int | None = None  # set by GracefulInterrupt when Ctrl-C stopped the run
+        self.init_indices: list[int] | None = None  # train indices of the init="real" images (the artifact has them)
 
     # ------------------------------------------------------------------ what a method configures
     def configure_synthetic(self) -> SyntheticSet:
@@ -189,7 +191,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
                              f"{data_space!r} images; pass the same data.space and model.space (the CLI links them)")
         zca = source.zca_state() if data_space == "zca" and hasattr(source, "zca_state") else None
         self.data_meta = {"dataset": info.name, "class_names": list(info.class_names), "mean": list(info.mean),
-                          "std": list(info.std), "dsa_strategy": info.dsa_strategy, "zca": zca}
+                          "std": list(info.std), "dsa_strategy": info.dsa_strategy, "zca": zca,
+                          "batch_real": getattr(source, "batch_real", None)}
         strategy = self.dsa_strategy
         self.dsa = DSA(info.dsa_strategy if strategy == "auto" else strategy)
         self.initialize_images(source)
@@ -201,6 +204,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             self.synthetic.fill_noise_(make_generator(self.seed, STREAM_INIT))
             return
         images = random_real_subset(source, self.num_classes, self.ipc, self.seed)
+        self.init_indices = random_real_indices(source, self.num_classes, self.ipc, self.seed)
         self.synthetic.fill_(images.to(self.synthetic.images))
 
     def configure_optimizers(self) -> Any:
@@ -390,4 +394,5 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             seed=self.seed,
             hparams=hparams,
             version=__version__,
+            provenance=provenance(self),
         )

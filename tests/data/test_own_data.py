@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_dd.data import RealDataModule, TensorDataModule
+from lightning_dd.data import TensorDataModule
 from lightning_dd.evaluation.run import evaluate_artifact
 from lightning_dd.methods import DM
+
+ZEROS = torch.zeros(4, dtype=torch.long)
 
 
 def two_blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,8 +30,8 @@ def test_tensors_to_dm_to_a_plain_pytorch_model(tmp_path: Path) -> None:
     images, labels = two_blobs(200, 0)
     test_images, test_labels = two_blobs(100, 1)
     # the README's snippet
-    data = RealDataModule.from_tensors(images, labels, test_images=test_images, test_labels=test_labels,
-                                       class_names=["left", "right"], batch_real=16)
+    data = TensorDataModule(images, labels, test_images=test_images, test_labels=test_labels,
+                            class_names=["left", "right"], batch_real=16)
     model = DM(ipc=2, num_classes=2, image_shape=(3, 8, 8), artifact_path=str(tmp_path / "mine.pt"))
     L.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False,
               enable_progress_bar=False, use_distributed_sampler=False).fit(model, data)
@@ -57,7 +59,7 @@ def test_tensors_to_dm_to_a_plain_pytorch_model(tmp_path: Path) -> None:
 def test_from_dataset_equals_from_tensors() -> None:
     images, labels = two_blobs(40, 0)
     u8 = (images * 255).round().to(torch.uint8)
-    a = RealDataModule.from_dataset(TensorDataset(u8, labels), batch_real=4)
+    a = TensorDataModule.from_dataset(TensorDataset(u8, labels), batch_real=4)
     b = TensorDataModule(u8, labels, batch_real=4)
     a.setup("fit")
     b.setup("fit")
@@ -69,12 +71,12 @@ def test_from_dataset_equals_from_tensors() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"images": torch.rand(4, 8, 8), "labels": torch.zeros(4, dtype=torch.long)}, r"images must be a \(N, C, H, W\) tensor"),
-        ({"images": torch.rand(4, 1, 8, 8) * 2, "labels": torch.zeros(4, dtype=torch.long)}, r"must lie in \[0, 1\]"),
-        ({"images": torch.rand(4, 1, 8, 8), "labels": torch.zeros(3, dtype=torch.long)}, "labels must be 4 integer class indices"),
+        ({"images": torch.rand(4, 8, 8), "labels": ZEROS}, r"images must be a \(N, C, H, W\) tensor"),
+        ({"images": torch.rand(4, 1, 8, 8) * 2, "labels": ZEROS}, r"must lie in \[0, 1\]"),
+        ({"images": torch.rand(4, 1, 8, 8), "labels": ZEROS[:3]}, "labels must be 4 integer class indices"),
         ({"images": torch.rand(4, 1, 8, 8), "labels": torch.tensor([0, 1, 2, 3]), "class_names": ["a", "b"]},
          r"labels must lie in \[0, 2\)"),
-        ({"images": torch.rand(4, 1, 8, 8), "labels": torch.zeros(4, dtype=torch.long), "mean": [0.5]}, "give both mean and std"),
+        ({"images": torch.rand(4, 1, 8, 8), "labels": ZEROS, "mean": [0.5]}, "give both mean and std"),
     ],
 )
 def test_bad_tensors_are_refused_with_the_value(kwargs: dict, message: str) -> None:

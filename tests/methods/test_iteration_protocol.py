@@ -131,6 +131,7 @@ class ImageRecorder(Logger):
     def __init__(self) -> None:
         super().__init__()
         self.image_steps: list[int] = []
+        self.pairs: list[int] = []
 
     @property
     def name(self) -> str:
@@ -145,8 +146,11 @@ class ImageRecorder(Logger):
         return self
 
     def add_image(self, tag: str, grid: Tensor, step: int) -> None:
-        assert tag == "synthetic_images" and grid.dim() == 3
-        self.image_steps.append(step)
+        assert tag in ("synthetic_images", "initial_vs_final") and grid.dim() == 3
+        if tag == "synthetic_images":
+            self.image_steps.append(step)
+        else:
+            self.pairs.append(step)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         pass
@@ -162,3 +166,4 @@ def test_each_grid_reaches_the_logger_once(iterations: int, expected: list[int],
     trainer = quiet_trainer(tmp_path, max_steps=STEPS * iterations, logger=recorder, callbacks=[export])
     trainer.fit(model(), digits_data())
     assert recorder.image_steps == expected  # the final grid of iteration 4 is not logged a second time
+    assert recorder.pairs == [iterations]  # the initial set beside the final one, once at the end
