@@ -203,8 +203,8 @@ def test_evaluate_prints_one_json_line_and_writes_it(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--data.dataset", "foo"], ["Unknown dataset 'foo'", "cifar10"]),
-        (["--model.network", "foo"], ["unknown network 'foo'", "convnet"]),
+        (["--data.dataset", "foo"], ["Got value: foo", "'cifar10'"]),  # parse-time choices
+        (["--model.network", "foo"], ["Got value: foo", "'convnet'"]),
         (["--model.ipc", "0"], ["ipc", "got 0"]),
         (["--data.batch_real", "0"], ["batch_real must be an integer >= 1, got 0"]),
         (["--data.dataset", "cifar10"], ["'cifar10'", "root", "--data.root", "root/train/<class>", "original format"]),

@@ -35,6 +35,7 @@ from lightning_dd.data.types import LabeledImages
 from lightning_dd.evaluation.loop import train_student
 from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
 from lightning_dd.methods.export import checked_on_rank_zero, run_dir
+from lightning_dd.networks import NetworkName
 from lightning_dd.visualize import plot_curves
 
 
@@ -93,7 +94,7 @@ class DistilledSetEvaluator(Callback):
         every_n_steps: int = 0,
         num_students: int = 3,
         epochs: int = 1000,
-        models: list[str] | None = None,
+        models: list[NetworkName] | None = None,
         compare_random: bool = True,
         compare_whole: bool = False,
         whole_epochs: int | None = None,

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lightning_dd.data.registry import DatasetName
+
 __all__ = ["DataOptions", "TrainerOptions", "resolve_device"]
 
 
@@ -20,7 +22,7 @@ class DataOptions:
         download: let torchvision download the original files into ``root``.
     """
 
-    dataset: str | None = None
+    dataset: DatasetName | None = None
     root: str | None = None
     download: bool = False
 

@@ -22,6 +22,7 @@ from lightning_dd.data.loaders import (
 from lightning_dd.data.registry import (
     EMBEDDED_DATASETS,
     DatasetInfo,
+    DatasetName,
     LabeledImages,
     check_dataset_name,
     dataset_info,
@@ -78,7 +79,7 @@ class RealDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset: str = "digits",
+        dataset: DatasetName = "digits",
         root: str | None = None,
         batch_real: int = 256,
         download: bool = False,

@@ -21,6 +21,7 @@ The embedded default ``digits`` is ``sklearn.datasets.load_digits()`` (see :mod:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from lightning_dd.data.datasets import DATASETS
 from lightning_dd.data.datasets.tiny_imagenet import (
@@ -49,6 +50,7 @@ __all__ = [
     "TINY_IMAGENET_SIZE",
     "TINY_IMAGENET_STD",
     "DatasetInfo",
+    "DatasetName",
     "LabeledImages",
     "check_dataset_name",
     "dataset_info",
@@ -61,6 +63,12 @@ __all__ = [
 
 #: Every accepted value of ``dataset``.
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+#: the registered dataset names, as a type (command-line choices); equals DATASET_NAMES (checked below)
+DatasetName = Literal[
+    "digits", "mnist", "fashion_mnist", "svhn", "cifar10", "cifar100", "tiny_imagenet", "image_folder"
+]
+if get_args(DatasetName) != DATASET_NAMES:  # one list, two spellings: keep them equal
+    raise ImportError("DatasetName and DATASET_NAMES differ")
 
 #: Datasets that ship inside an installed package and need no ``root``.
 EMBEDDED_DATASETS: tuple[str, ...] = tuple(name for name, spec in DATASETS.items() if not spec.needs_root)

@@ -11,7 +11,7 @@ dataset; evaluate it later with your test tensors (``evaluate_artifact(..., test
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from lightning_dd.data.real import RealDataModule
+from lightning_dd.data.registry import DatasetName
 from lightning_dd.data.types import DEFAULT_DSA_STRATEGY, DatasetInfo, LabeledImages
 
 __all__ = ["TensorDataModule", "checked_images", "tensors_from_dataset"]
@@ -102,7 +103,8 @@ class TensorDataModule(RealDataModule):
         self._own_info = DatasetInfo(name=name, channels=int(train.shape[1]),
                                      image_size=(int(train.shape[2]), int(train.shape[3])), num_classes=num_classes,
                                      mean=stats[0], std=stats[1], class_names=names, dsa_strategy=dsa_strategy)
-        super().__init__(dataset=name, **kwargs)
+        # the registry's names type `dataset`; this subclass's source hooks replace the registry, any name goes
+        super().__init__(dataset=cast(DatasetName, name), **kwargs)
 
     @classmethod
     def from_dataset(cls, train: Dataset[Any], test: Dataset[Any] | None = None, **kwargs: Any) -> TensorDataModule:

@@ -20,7 +20,7 @@ from lightning_dd.data.protocol import RealDataSource
 from lightning_dd.losses import distribution_matching
 from lightning_dd.methods.base import Views
 from lightning_dd.methods.matching import MatchingModule
-from lightning_dd.networks import HelperNetworks, create_network, reinitialize_
+from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
 from lightning_dd.seeding import STREAM_TRAIN, make_generator
 
@@ -44,7 +44,7 @@ class DM(MatchingModule):
 
     method_name = "DM"
 
-    def __init__(self, network: str = "convnet", classes_per_forward: int | Literal["auto"] = "auto",
+    def __init__(self, network: NetworkName = "convnet", classes_per_forward: int | Literal["auto"] = "auto",
                  real_images_per_forward: int | Literal["auto"] | None = "auto", **kwargs: Any) -> None:
         for name, value in (("classes_per_forward", classes_per_forward),
                             ("real_images_per_forward", real_images_per_forward)):

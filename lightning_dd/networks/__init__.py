@@ -15,6 +15,7 @@ from lightning_dd.networks.registry import (
     CONVNET_OVERRIDES,
     NETWORK_ALIASES,
     NETWORK_NAMES,
+    NetworkName,
     create_network,
     resolve_network_name,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "DistillationNetwork",
     "HelperNetworks",
     "LeNet",
+    "NetworkName",
     "ResNet18",
     "create_network",
     "reinitialize_",

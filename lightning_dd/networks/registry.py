@@ -9,7 +9,7 @@ as aliases (:data:`NETWORK_ALIASES`) but not listed in :data:`NETWORK_NAMES`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -17,7 +17,8 @@ from lightning_dd.networks.convnet import ConvNet, DistillationNetwork
 from lightning_dd.networks.init import reinitialize_
 from lightning_dd.networks.zoo import MLP, VGG11, AlexNet, LeNet, ResNet18
 
-__all__ = ["CONVNET_OVERRIDES", "NETWORK_ALIASES", "NETWORK_NAMES", "create_network", "resolve_network_name"]
+__all__ = ["CONVNET_OVERRIDES", "NETWORK_ALIASES", "NETWORK_NAMES", "NetworkName", "create_network",
+           "resolve_network_name"]
 
 #: keyword arguments of :class:`ConvNet` that ``create_network`` accepts as ``overrides`` for convnet names.
 CONVNET_OVERRIDES: tuple[str, ...] = ("width", "depth", "norm", "act", "pooling")
@@ -50,6 +51,14 @@ _ZOO: dict[str, Callable[[int, int, Any], DistillationNetwork]] = {
 
 #: the canonical network names accepted by :func:`create_network`.
 NETWORK_NAMES: tuple[str, ...] = (*_CONVNET_PRESETS, *_ZOO)
+#: the canonical network names, as a type (command-line choices); equals NETWORK_NAMES (checked below)
+NetworkName = Literal[
+    "convnet", "convnet_d1", "convnet_d2", "convnet_d3", "convnet_d4", "convnet_d5", "convnet_w32", "convnet_w64",
+    "convnet_w256", "convnet_bn", "convnet_ln", "convnet_gn", "convnet_nn", "convnet_mp", "convnet_nopool", "lenet",
+    "alexnet", "alexnet_bn", "vgg11", "vgg11_bn", "resnet18", "resnet18_bn", "mlp"
+]
+if get_args(NetworkName) != NETWORK_NAMES:  # one list, two spellings: keep them equal
+    raise ImportError("NetworkName and NETWORK_NAMES differ")
 
 #: other accepted spellings (VICO ``get_network`` names) -> the ConvNet preset they stand for.
 NETWORK_ALIASES: dict[str, dict[str, Any]] = {
