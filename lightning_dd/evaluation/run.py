@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.distilled import DistilledDataModule
@@ -52,6 +54,9 @@ def evaluate_artifact(
     data.setup("test")
     lr = d.lr if d.lr is not None else 0.01
     results: dict[str, Any] = {}
+    show = bool((trainer_kwargs or {}).get("enable_progress_bar", True))
+    bar = tqdm(total=len(models) * runs, desc=f"students on {d.method} ({epochs} epochs)", disable=not show,
+               file=sys.stderr, dynamic_ncols=True)
     for name in models:
         accs = []
         for run in range(runs):
@@ -62,8 +67,10 @@ def evaluate_artifact(
             trainer.fit(student, datamodule=data)
             metrics = trainer.test(student, datamodule=data, verbose=False)
             accs.append(100.0 * float(metrics[0]["student/test_acc"]))
+            bar.update()
         mean, std = mean_std(accs)
         results[name] = {"mean": round(mean, 4), "std": round(std, 4), "accs": [round(a, 4) for a in accs]}
+    bar.close()
     return {
         "distilled": str(distilled) if not isinstance(distilled, DistilledSet) else None,
         "dataset": d.dataset,
@@ -87,5 +94,6 @@ def _student_trainer_kwargs(epochs: int, overrides: dict[str, Any] | None) -> di
         "limit_val_batches": 0,
     }
     kwargs.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    kwargs["enable_progress_bar"] = False  # one bar over the students instead (evaluate_artifact)
     kwargs["max_epochs"] = epochs
     return kwargs
