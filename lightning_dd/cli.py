@@ -40,9 +40,11 @@ class DistillationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
-        parser.link_arguments("data.space", "model.init_args.space")
+        parser.link_arguments("data.init_args.space", "model.init_args.space")
         parser.link_arguments("seed_everything", "model.init_args.seed", compute_fn=_seed_value)
-        parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed_value)
+        parser.link_arguments("seed_everything", "data.init_args.seed", compute_fn=_seed_value)
+        # --data.* without a class_path means RealDataModule; --data.class_path takes a subclass of your own
+        parser.set_defaults({"data": {"class_path": "lightning_dd.data.RealDataModule"}})
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The Trainer, with :class:`~lightning_dd.callbacks.DistillationProgressBar` unless the config turns the
@@ -105,6 +107,7 @@ def fit_cli(args: Sequence[str] | None = None, run: bool = True, exit_on_error: 
         DistillationModule,
         RealDataModule,
         subclass_mode_model=True,
+        subclass_mode_data=True,
         auto_configure_optimizers=False,
         seed_everything_default=0,
         # the class-balanced batch sampler is rank-aware itself (style.md pitfall 7)

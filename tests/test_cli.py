@@ -88,7 +88,7 @@ def test_fit_writes_artifact_grid_and_config(digits_run: Path) -> None:
         assert grid.width > 8 and grid.height >= 10 * 8  # one row per class
     config = yaml.safe_load((digits_run / "config.yaml").read_text())
     assert config["model"]["class_path"] == "lightning_dd.methods.DM"
-    assert config["data"]["dataset"] == "digits"
+    assert config["data"]["init_args"]["dataset"] == "digits"
     assert config["trainer"]["max_steps"] == 3
     assert config["seed_everything"] == 0
 
@@ -131,7 +131,7 @@ def test_print_config_of_a_shipped_config(capsys: pytest.CaptureFixture[str]) ->
     assert "class_path: lightning_dd.methods.DM" in out
     config = yaml.safe_load(out)
     assert config["model"]["init_args"]["ipc"] == 10
-    assert config["data"]["dataset"] == "cifar10"
+    assert config["data"]["init_args"]["dataset"] == "cifar10"
 
 
 def test_fit_with_the_in_run_evaluator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

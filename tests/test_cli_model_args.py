@@ -22,7 +22,7 @@ def test_print_config_lists_the_base_and_the_method_arguments(capsys: pytest.Cap
     init_args = config["model"]["init_args"]
     assert set(BASE_SHOWN) | {"network", "classes_per_forward"} <= set(init_args)
     assert init_args["ipc"] == 3 and init_args["optimizer"]["init_args"]["lr"] == 1.0
-    assert config["data"]["space"] == "normalized"
+    assert config["data"]["init_args"]["space"] == "normalized"
 
 
 def test_print_config_of_the_random_baseline_omits_what_it_fixes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -176,7 +176,7 @@ def evaluator_of(resolved: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: c.id)
 def test_composition_resolves_to_the_published_settings(cell: Cell, capsys: pytest.CaptureFixture[str]) -> None:
     resolved = resolve(cell.args(), capsys)
-    model, data, trainer = resolved["model"], resolved["data"], resolved["trainer"]
+    model, data, trainer = resolved["model"], resolved["data"]["init_args"], resolved["trainer"]
     init = model["init_args"]
     method = METHODS[cell.method]
     assert model["class_path"] == method["class_path"]
@@ -235,7 +235,7 @@ def test_trainer_method_data_compose_in_any_order(capsys: pytest.CaptureFixture[
     orders = [(trainer, method, data), (data, method, trainer), (method, data, trainer)]
     resolved = [resolve([a for f in order for a in ("--config", f)], capsys) for order in orders]
     assert resolved[0] == resolved[1] == resolved[2]
-    assert resolved[0]["data"]["batch_real"] == 64
+    assert resolved[0]["data"]["init_args"]["batch_real"] == 64
 
 
 def test_quickstart_is_the_composition_of_its_fragments(capsys: pytest.CaptureFixture[str]) -> None:
@@ -319,8 +319,8 @@ def test_readme_commands_parse(
     # a DM+CMI command of the table gets its published λ
     init = resolved["model"]["init_args"]
     for reg in init.get("regularizers") or []:
-        if reg["class_path"] == CMI and (resolved["data"]["dataset"], init["ipc"]) in DM_CMI_LAMBDA:
-            assert reg["init_args"]["weight"] == DM_CMI_LAMBDA[(resolved["data"]["dataset"], init["ipc"])]
+        if reg["class_path"] == CMI and (resolved["data"]["init_args"]["dataset"], init["ipc"]) in DM_CMI_LAMBDA:
+            assert reg["init_args"]["weight"] == DM_CMI_LAMBDA[(resolved["data"]["init_args"]["dataset"], init["ipc"])]
 
 
 # ------------------------------------------------------------------------------------------ behaviour
@@ -382,7 +382,7 @@ def test_tiny_fit_through_a_composed_config(tmp_path: Path) -> None:
     assert (d.method, d.dataset, d.ipc, d.seed) == ("DM", "digits", 1, 0)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["model"]["class_path"] == METHODS["dm"]["class_path"]
-    assert (config["trainer"]["max_steps"], config["data"]["batch_real"]) == (2, 8)
+    assert (config["trainer"]["max_steps"], config["data"]["init_args"]["batch_real"]) == (2, 8)
     assert evaluator_of(config)["epochs"] == 1
     assert (out / "eval.json").is_file()
 

@@ -91,7 +91,7 @@ class RealDataModule(pl.LightningDataModule):
         zca_eps: float = 0.1,
     ) -> None:
         super().__init__()
-        self._check_source(dataset, root)
+        self.check_source(dataset, root)
         if space not in IMAGE_SPACES:
             raise ValueError(f"space must be one of {IMAGE_SPACES}, got {space!r}")
         if not zca_eps > 0:
@@ -129,15 +129,16 @@ class RealDataModule(pl.LightningDataModule):
     _not_hyperparameters: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------------------------------------ the source
-    # Three hooks name where the images come from; a subclass replaces them (``TensorDataModule``: in memory).
+    # Your own data source: subclass and override these three (``check_source``, ``describe``, ``read_split``), as
+    # TensorDataModule does; the command line takes it as ``--data.class_path your.module.YourData``.
 
-    def _check_source(self, dataset: str, root: str | None) -> None:
+    def check_source(self, dataset: str, root: str | None) -> None:
         """Refuse an unknown dataset, or a missing ``root`` where the files are needed (at construction)."""
         check_dataset_name(dataset)
         if dataset not in EMBEDDED_DATASETS:
             require_root(dataset, root)
 
-    def _read_split(self, train: bool) -> LabeledImages:
+    def read_split(self, train: bool) -> LabeledImages:
         """Read one split into memory (``uint8`` images, ``int64`` labels)."""
         return load_split(self.dataset, self.root, train=train, download=self.download)
 
@@ -220,7 +221,7 @@ class RealDataModule(pl.LightningDataModule):
             FileNotFoundError: the split is not found under ``root`` (the message lists the layouts searched).
         """
         if self._store is None:
-            split = self._read_split(train=True)
+            split = self.read_split(train=True)
             self._check_split(split, "train")
             store = ClassIndexedImages(split.images, split.labels, self.num_classes)
             sizes = store.class_sizes()
@@ -264,7 +265,7 @@ class RealDataModule(pl.LightningDataModule):
     def test_split(self) -> LabeledImages:
         """The test split (``uint8 (N, C, H, W)`` images, ``int64 (N,)`` labels), loaded on first use."""
         if self._test is None:
-            split = self._read_split(train=False)
+            split = self.read_split(train=False)
             self._check_split(split, "test")
             self._test = split
         return self._test

@@ -114,7 +114,7 @@ class TensorDataModule(RealDataModule):
             kwargs["test_images"], kwargs["test_labels"] = tensors_from_dataset(test)
         return cls(images, labels, **kwargs)
 
-    def _check_source(self, dataset: str, root: str | None) -> None:
+    def check_source(self, dataset: str, root: str | None) -> None:
         """Nothing to check: the data is in memory."""
 
     def describe(self) -> DatasetInfo:
@@ -131,7 +131,7 @@ class TensorDataModule(RealDataModule):
         if self.space == "zca":
             self.fit_zca()
 
-    def _read_split(self, train: bool) -> LabeledImages:
+    def read_split(self, train: bool) -> LabeledImages:
         if train not in self._splits:
             raise ValueError(f"{self.dataset}: no test split was given; pass test_images and test_labels "
                              "(evaluation needs them)")

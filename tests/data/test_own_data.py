@@ -89,3 +89,19 @@ def test_evaluation_without_a_test_split_says_so() -> None:
     data = TensorDataModule(images, labels, batch_real=2)
     with pytest.raises(ValueError, match="no test split was given"):
         data.test_split()
+
+
+def test_the_command_line_takes_your_own_data_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lightning_dd.artifact import DistilledSet
+    from lightning_dd.cli import main
+
+    argv = ["fit", "--model", "DM", "--model.ipc", "2", "--data.class_path", "tests.data.own_datamodule.Stripes",
+            "--data.batch_real", "4", "--trainer.max_steps", "3", "--trainer.accelerator", "cpu",
+            "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--model.artifact_path",
+            str(tmp_path / "s.pt"), "--trainer.default_root_dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", ["lightning-dd", *argv])
+    main(argv)
+    d = DistilledSet.load(tmp_path / "s.pt")
+    assert (d.dataset, d.class_names, d.image_shape, d.ipc) == ("stripes", ("horizontal", "vertical"), (1, 8, 8), 2)
