@@ -79,3 +79,13 @@ def test_grid_is_enlarged_and_captioned() -> None:
     assert (captioned[:, top:, :margin] < 0.5).any()  # the row captions were drawn
     assert (captioned[:, :top, margin:] < 0.5).any()  # and the title
     assert torch.equal(captioned[:, top:, margin:], plain)  # beside an unchanged grid
+
+
+def test_curves_without_matplotlib_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning_dd.visualize import plot_curves
+
+    assert plot_curves(tmp_path / "a.png", [(10, 50.0), (20, 60.0)], {"random (40.0)": 40.0}, [(10, 0.2)])
+    assert Image.open(tmp_path / "a.png").size == (600, 400)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    assert not plot_curves(tmp_path / "b.png", [(10, 50.0)])
+    assert not (tmp_path / "b.png").exists()
