@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -69,6 +70,7 @@ def pretrain(
         num_classes=real.num_classes, mean=real.mean, std=real.std, space="normalized", num_models=num_models,
         recipe=recipe, epochs=epochs, network=network, lr=lr, momentum=momentum, weight_decay=weight_decay,
         batch_size=batch_size, seed=seed, device=str(device),
+        log=lambda message: print(message, file=sys.stderr, flush=True),  # diagnostics: stderr; the result: stdout
     )
     path = write_or_fallback(output, pool.save, "proxy pool")
     return {"pool": str(path), "dataset": pool.dataset, "network": pool.network, "num_models": len(pool),
