@@ -1,8 +1,10 @@
-"""Losses as plain ``nn.Module``s / functions (no Lightning): matching distances (DM, ...) and the regularisation
+"""Losses as plain ``nn.Module``s / functions (no Lightning): matching distances (DM; gradient matching for DC, DSA,
+IDC) and the regularisation
 losses CMI (CMIDD) and IID (L_CC, L_CM)."""
 
 from lightning_dd.losses.cmi import CMILoss, class_centroids, conditional_mutual_information
 from lightning_dd.losses.distribution import MatchedEmbeddings, class_chunks, distribution_matching
+from lightning_dd.losses.gradient import GRADIENT_METRICS, gradient_distance, layer_distance
 from lightning_dd.losses.iid import (
     ClassCentralizationLoss,
     CovarianceMatchingLoss,
@@ -12,6 +14,7 @@ from lightning_dd.losses.iid import (
 )
 
 __all__ = [
+    "GRADIENT_METRICS",
     "CMILoss",
     "ClassCentralizationLoss",
     "CovarianceMatchingLoss",
@@ -22,5 +25,7 @@ __all__ = [
     "conditional_mutual_information",
     "covariance_matching",
     "distribution_matching",
+    "gradient_distance",
+    "layer_distance",
     "local_covariance",
 ]
