@@ -200,12 +200,9 @@ def user_error_message(err: BaseException) -> str | None:
 
 
 def _interrupted(cli: DistillationCLI) -> bool:
-    from lightning_dd.methods.interrupt import GracefulInterrupt
-
-    trainer = getattr(cli, "trainer", None)
+    """Ctrl-C stopped the run (the module says so; under ddp_spawn, the parent process's guard)."""
     parent = getattr(cli, "parent_interrupt", None)
-    return (parent is not None and parent.requested) or any(
-        isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None for cb in getattr(trainer, "callbacks", []))
+    return (parent is not None and parent.requested) or getattr(cli.model, "interrupted_at", None) is not None
 
 
 def main(args: Sequence[str] | None = None) -> None:

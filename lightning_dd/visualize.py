@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 
 from lightning_dd._atomic import atomic_write
 
-__all__ = ["image_grid", "plot_curves", "save_grid", "save_image_grid", "side_by_side"]
+__all__ = ["image_grid", "plot_curves", "save_grid", "side_by_side"]
 
 _FONT_SIZE = 12
 _MARGIN = 4
@@ -86,12 +86,6 @@ def save_grid(grid: Tensor, path: str | os.PathLike[str]) -> Tensor:
 
     atomic_write(path, write)
     return grid
-
-
-def save_image_grid(pixels: Tensor, per_row: int, path: str | os.PathLike[str],
-                    class_names: Sequence[str] | None = None, title: str | None = None) -> Tensor:
-    """Write :func:`image_grid` of ``pixels`` as a PNG atomically; return the grid ``(3, H', W')``."""
-    return save_grid(image_grid(pixels, per_row, class_names, title), path)
 
 
 def plot_curves(path: str | os.PathLike[str], accuracy: Sequence[tuple[int, float]],

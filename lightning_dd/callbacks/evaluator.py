@@ -16,7 +16,6 @@ interval evaluation that fell on it is reused.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -24,7 +23,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from tqdm.auto import tqdm
 
 from lightning_dd._atomic import atomic_json_dump, check_writable, write_or_fallback
 from lightning_dd.artifact import DistilledSet
@@ -33,7 +31,7 @@ from lightning_dd.data.spaces import encode, evaluation_space, for_evaluation
 from lightning_dd.data.store import ClassIndexedImages
 from lightning_dd.data.types import LabeledImages
 from lightning_dd.evaluation.loop import train_student
-from lightning_dd.evaluation.protocol import StudentRecipe, mean_std
+from lightning_dd.evaluation.protocol import StudentRecipe, mean_std, student_progress
 from lightning_dd.methods.export import checked_on_rank_zero, run_dir
 from lightning_dd.networks import NetworkName
 from lightning_dd.visualize import plot_curves
@@ -168,16 +166,14 @@ class DistilledSetEvaluator(Callback):
         self.results = {"iteration": count, "epochs": self.epochs, "students": self.num_students,
                         module.method_name: summary}
         if self.compare_random and module.method_name != "random":
-            images = random_real_subset(_datamodule(trainer), module.num_classes, module.ipc, module.seed)
+            data = _datamodule(trainer)
+            images = random_real_subset(data, module.num_classes, module.ipc, module.seed)
             labels = torch.arange(module.num_classes).repeat_interleave(module.ipc)
-            baseline = dataclasses.replace(distilled, images=images, labels=labels, method="random", hparams={},
-                                           soft_labels=None, lr=None, factor=1)
-            self.results["random"] = self.evaluate(trainer, module, baseline, -1)
+            self.results["random"] = self.evaluate(trainer, module, _real_set(distilled, images, labels, "random"), -1)
         if self.compare_whole:
-            store = _datamodule(trainer).load_train()
-            whole = dataclasses.replace(distilled, images=_datamodule(trainer).encode(store.images),
-                                        labels=store.labels.clone(), method="whole", hparams={}, soft_labels=None,
-                                        lr=None, factor=1, ipc=0, space=_datamodule(trainer).space)
+            data = _datamodule(trainer)
+            store = data.load_train()
+            whole = _real_set(distilled, data.encode(store.images), store.labels.clone(), "whole", ipc=0)
             self.results["whole"] = self.evaluate(trainer, module, whole, -2, epochs=self.whole_epochs,
                                                   batch_size=self.whole_batch_size)
             self.results["whole_epochs"] = self.whole_epochs
@@ -209,9 +205,8 @@ class DistilledSetEvaluator(Callback):
         world, rank = trainer.world_size, trainer.global_rank
         summary: dict[str, dict[str, Any]] = {}
         show = self.progress and trainer.is_global_zero and trainer.progress_bar_callback is not None
-        bar = tqdm(total=len(self.models) * len(range(rank, self.num_students, world)), disable=not show,
-                   desc=f"students on {distilled.method} ({recipe.epochs} epochs)", leave=False, file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = student_progress(len(self.models) * len(range(rank, self.num_students, world)), distilled.method,
+                               recipe.epochs, show)
         for m, name in enumerate(self.models):
             local = torch.full((self.num_students,), float("nan"), device=module.device)
             for i in range(rank, self.num_students, world):
@@ -266,6 +261,13 @@ class DistilledSetEvaluator(Callback):
         if not plot_curves(self._run_dir / "accuracy.png", self._accuracy, references, self._cmi):
             rank_zero_info("[lightning_dd] accuracy.png skipped: matplotlib is not installed "
                            "(pip install 'lightning-dd[plots]')")
+
+
+def _real_set(distilled: DistilledSet, images: torch.Tensor, labels: torch.Tensor, method: str,
+              ipc: int | None = None) -> DistilledSet:
+    """Real images described like ``distilled`` (same data, space and statistics): a reference row's training set."""
+    return dataclasses.replace(distilled, images=images, labels=labels, method=method, hparams={}, soft_labels=None,
+                               lr=None, factor=1, ipc=distilled.ipc if ipc is None else ipc, provenance={})
 
 
 def _log(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,7 +112,3 @@ def export(
     atomic_write(out / "meta.json", write_meta)
     return result
 
-
-def read_meta(directory: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` an export wrote."""
-    return dict(json.loads((Path(directory) / "meta.json").read_text()))

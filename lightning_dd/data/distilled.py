@@ -85,14 +85,11 @@ class DistilledDataModule(L.LightningDataModule):
         if self._test is None and stage in (None, "fit", "validate", "test"):
             d = self.distilled
             if self._own_test is not None:  # the user's own test split: only its shape and labels can be checked
-                from lightning_dd.data.tensors import checked_images
+                from lightning_dd.data.tensors import checked_images, checked_labels
 
-                own_images, own_labels = self._own_test
-                split = LabeledImages(checked_images(own_images, "test images"), torch.as_tensor(own_labels).long(),
-                                      class_names=d.class_names)
-                low, high = int(split.labels.min()), int(split.labels.max())
-                if not 0 <= low <= high < d.num_classes:
-                    raise ValueError(f"test labels must lie in [0, {d.num_classes}), got [{low}, {high}]")
+                own_images = checked_images(self._own_test[0], "test images")
+                own_labels = checked_labels(self._own_test[1], own_images.shape[0], "test labels", d.num_classes)
+                split = LabeledImages(own_images, own_labels, class_names=d.class_names)
             else:
                 info = dataset_info(d.dataset, self.root)  # what the data under root is, before reading its images
                 where = f"{d.dataset} data" + (f" under {self.root}" if self.root else "")

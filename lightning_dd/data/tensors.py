@@ -18,11 +18,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
+from lightning_dd.data.image_folder import channel_stats
 from lightning_dd.data.real import RealDataModule
 from lightning_dd.data.registry import DatasetName
 from lightning_dd.data.types import DEFAULT_DSA_STRATEGY, DatasetInfo, LabeledImages
 
-__all__ = ["TensorDataModule", "checked_images", "tensors_from_dataset"]
+__all__ = ["TensorDataModule", "checked_images", "checked_labels", "tensors_from_dataset"]
 
 
 def checked_images(images: Tensor, what: str) -> Tensor:
@@ -40,19 +41,16 @@ def checked_images(images: Tensor, what: str) -> Tensor:
     return (images.double() * 255).round().to(torch.uint8).contiguous()  # 8-bit, as every registered dataset
 
 
-def _checked_labels(labels: Tensor, n: int, what: str) -> Tensor:
+def checked_labels(labels: Tensor, n: int, what: str, num_classes: int | None = None) -> Tensor:
+    """``labels`` as ``int64 (n,)`` class indices, in ``[0, num_classes)`` when ``num_classes`` is given."""
     labels = torch.as_tensor(labels).reshape(-1)
     if labels.is_floating_point() or labels.numel() != n:
         raise ValueError(f"{what} must be {n} integer class indices, got {labels.dtype} of {labels.numel()}")
+    if num_classes is not None and n:
+        low, high = int(labels.min()), int(labels.max())
+        if not 0 <= low <= high < num_classes:
+            raise ValueError(f"{what} must lie in [0, {num_classes}) ({num_classes} classes), got [{low}, {high}]")
     return labels.to(torch.int64)
-
-
-def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel population mean/std of uint8 images in [0, 1] pixel units (float64 accumulation)."""
-    x = images.double() / 255.0
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3), unbiased=False)
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 class TensorDataModule(RealDataModule):
@@ -84,22 +82,20 @@ class TensorDataModule(RealDataModule):
         **kwargs: Any,
     ) -> None:
         train = checked_images(images, "images")
-        train_labels = _checked_labels(labels, train.shape[0], "labels")
+        train_labels = checked_labels(labels, train.shape[0], "labels")
         num_classes = len(class_names) if class_names is not None else int(train_labels.max()) + 1
         names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
-        if int(train_labels.min()) < 0 or int(train_labels.max()) >= num_classes:
-            raise ValueError(f"labels must lie in [0, {num_classes}) ({num_classes} classes), got "
-                             f"[{int(train_labels.min())}, {int(train_labels.max())}]")
+        checked_labels(train_labels, train.shape[0], "labels", num_classes)
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither (then both are computed from the train images)")
-        stats = (tuple(mean), tuple(std)) if mean is not None and std is not None else _channel_stats(train)
+        stats = (tuple(mean), tuple(std)) if mean is not None and std is not None else channel_stats(train)
         self._splits: dict[bool, LabeledImages] = {True: LabeledImages(train, train_labels, names)}
         if (test_images is None) != (test_labels is None):
             raise ValueError("give both test_images and test_labels, or neither")
         if test_images is not None and test_labels is not None:
             test = checked_images(test_images, "test_images")
-            self._splits[False] = LabeledImages(test, _checked_labels(test_labels, test.shape[0], "test_labels"),
-                                                names)
+            self._splits[False] = LabeledImages(test, checked_labels(test_labels, test.shape[0], "test_labels",
+                                                                     num_classes), names)
         self._own_info = DatasetInfo(name=name, channels=int(train.shape[1]),
                                      image_size=(int(train.shape[2]), int(train.shape[3])), num_classes=num_classes,
                                      mean=stats[0], std=stats[1], class_names=names, dsa_strategy=dsa_strategy)

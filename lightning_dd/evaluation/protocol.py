@@ -10,11 +10,13 @@ re-creates the optimizer).
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
+from tqdm.auto import tqdm
 
 from lightning_dd.augment import DSA
 from lightning_dd.training import TrainRecipe, classification_loss
@@ -92,3 +94,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         raise ValueError("no accuracies to summarise")
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def student_progress(total: int, method: str, epochs: int, show: bool) -> tqdm:
+    """The progress bar over ``total`` student trainings on a ``method`` set (stderr; transient)."""
+    return tqdm(total=total, desc=f"students on {method} ({epochs} epochs)", disable=not show, leave=False,
+                file=sys.stderr, dynamic_ncols=True)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.distilled import DistilledDataModule
-from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, mean_std
+from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, mean_std, student_progress
 from lightning_dd.evaluation.student import StudentClassifier
 from lightning_dd.networks import create_network
 
@@ -55,8 +53,7 @@ def evaluate_artifact(
     lr = d.lr if d.lr is not None else 0.01
     results: dict[str, Any] = {}
     show = bool((trainer_kwargs or {}).get("enable_progress_bar", True))
-    bar = tqdm(total=len(models) * runs, desc=f"students on {d.method} ({epochs} epochs)", disable=not show,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = student_progress(len(models) * runs, d.method, epochs, show)
     for name in models:
         accs = []
         for run in range(runs):

@@ -32,15 +32,16 @@ __all__ = ["GracefulInterrupt"]
 class GracefulInterrupt(Callback):
     """Stop at the end of the running iteration on Ctrl-C; write a checkpoint (and, via the export, the artifact).
 
+    The iteration the run stopped after is the module's ``interrupted_at`` (``None`` if it was not interrupted;
+    the evaluator and the command line read it there).
+
     Attributes:
-        interrupted_at: the iteration the run stopped after, ``None`` if it was not interrupted.
         checkpoint_path: the checkpoint written on interrupt.
     """
 
     def __init__(self, announce: bool = True) -> None:
         super().__init__()
         self.announce = announce
-        self.interrupted_at: int | None = None
         self.checkpoint_path: Path | None = None
         self._requested = False
         self._previous: Any = None
@@ -87,10 +88,8 @@ class GracefulInterrupt(Callback):
             self._installed = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.interrupted_at = None
         self._speaks = trainer.is_global_zero
-        if hasattr(pl_module, "interrupted_at"):  # a module fitted again after an interrupted fit
-            pl_module.interrupted_at = None  # type: ignore[assignment]
+        pl_module.interrupted_at = None  # type: ignore[assignment]  # a module fitted again after an interrupted fit
         self.install()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -100,18 +99,18 @@ class GracefulInterrupt(Callback):
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
             trainer.should_stop = True
-            self.interrupted_at = int(getattr(pl_module, "iteration", trainer.global_step))
-            pl_module.interrupted_at = self.interrupted_at  # type: ignore[assignment]  # read by the evaluator
+            pl_module.interrupted_at = int(getattr(pl_module, "iteration", trainer.global_step))  # type: ignore[assignment]
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.restore()
-        if self.interrupted_at is None:
+        stopped = getattr(pl_module, "interrupted_at", None)
+        if stopped is None:
             return
         assert self._checkpoint_dir is not None  # set in setup
         path = self._checkpoint_dir / f"interrupted-step={trainer.global_step}.ckpt"
         trainer.save_checkpoint(path)  # every rank (rank 0 writes)
         self.checkpoint_path = path
-        rank_zero_info(f"[lightning_dd] interrupted after iteration {self.interrupted_at}: checkpoint written to "
+        rank_zero_info(f"[lightning_dd] interrupted after iteration {stopped}: checkpoint written to "
                        f"{path}; continue with the same command and --ckpt_path {path}")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
