@@ -126,9 +126,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
     except OSError as err:
         raise PermissionError(f"the {what} path {str(path)!r} is not writable ({err.strerror or err}); "
                               "choose a writable location") from err
-    if path.exists() and not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"the {what} file {str(path)!r} exists and cannot be replaced")
-    return path
+    return path  # an existing file is replaced by a rename in its (writable) directory, whatever its own mode
 
 
 def write_or_fallback(path: str | os.PathLike[str], write: Callable[[Path], Path], what: str = "output") -> Path:

@@ -112,9 +112,10 @@ def resume_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str
             continue
         if old[name] != new.get(name):
             conflicts.append(f"model.{name}: checkpoint {old[name]!r}, this run {new.get(name)!r}")
-    if "optimizer" in saved and _optimizer_settings(saved["optimizer"]) != _optimizer_settings(current["optimizer"]):
-        conflicts.append(f"model.optimizer: checkpoint {_optimizer_settings(saved['optimizer'])}, this run "
-                         f"{_optimizer_settings(current['optimizer'])}")
+    if "optimizer" in saved:
+        before, now = _optimizer_settings(saved["optimizer"]), _optimizer_settings(current["optimizer"])
+        if before != now:
+            conflicts.append(f"model.optimizer: checkpoint {before}, this run {now}")
     if "regularizers" in saved and plain_json(saved["regularizers"]) != plain_json(current["regularizers"]):
         conflicts.append(f"regularizers: checkpoint {saved['regularizers']}, this run {current['regularizers']}")
     old_data, new_data = plain_json(saved.get("data", {})), plain_json(current["data"])
