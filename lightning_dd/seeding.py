@@ -15,7 +15,8 @@ _MASK = (1 << 64) - 1
 STREAM_INIT = 1  # choice of the real images a synthetic set starts from (and noise init)
 STREAM_TRAIN = 2  # per-iteration randomness of a method (random networks, DSA parameters)
 STREAM_EVAL = 3  # student initialisation, shuffling and augmentation in evaluation
-STREAM_SAMPLER = 4  # real-batch sampling (keys: epoch, rank, batch)
+STREAM_SAMPLER = 4  # real-batch sampling (keys: epoch, rank, batch[, part])
+STREAM_SAMPLER_EXTRA = 5  # the uniformly random extra real images of a batch (keys: epoch, rank, batch)
 STREAM_PROXY_TRAIN = 11  # proxy pretraining: initialisation and shuffling of proxy k (key: k)
 STREAM_PROXY_CHOICE = 12  # which proxy a regularizer uses at each iteration
 STREAM_PRETRAIN_SUBSET = 13  # the seeded per-class subset `lightning-dd pretrain --max_images_per_class` trains on
@@ -26,6 +27,7 @@ STREAMS: dict[str, int] = {
     "train": STREAM_TRAIN,
     "eval": STREAM_EVAL,
     "sampler": STREAM_SAMPLER,
+    "sampler_extra": STREAM_SAMPLER_EXTRA,
     "proxy_train": STREAM_PROXY_TRAIN,
     "proxy_choice": STREAM_PROXY_CHOICE,
     "pretrain_subset": STREAM_PRETRAIN_SUBSET,

@@ -17,7 +17,7 @@ class DistillationProgressBar(TQDMProgressBar):
 
     Lightning's default bar restarts at every epoch of the real-batch stream, which means nothing to a distillation
     run, and writes to stdout, where the results go. This one counts the module's completed iterations towards
-    ``trainer.max_steps`` (when set), writes to stderr and is closed when the run ends, before the final results
+    ``trainer.max_steps`` (when set; over ``image_steps_per_iteration``), writes to stderr and is closed when the run ends, before the final results
     are printed.
     """
 
@@ -27,7 +27,8 @@ class DistillationProgressBar(TQDMProgressBar):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_progress_bar = self.init_train_tqdm()
-        self.train_progress_bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
+        steps = max(1, int(getattr(pl_module, "image_steps_per_iteration", 1)))  # image steps per iteration
+        self.train_progress_bar.reset(total=-(-trainer.max_steps // steps) if trainer.max_steps > 0 else None)
         done = int(getattr(pl_module, "iteration", 0))  # a resumed run starts where its checkpoint was
         self.train_progress_bar.initial = done
         self.train_progress_bar.n = done

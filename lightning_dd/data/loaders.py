@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_dd.data.protocol import RealDemand
 from lightning_dd.data.samplers import ClassBalancedBatchSampler
+from lightning_dd.seeding import STREAM_SAMPLER_EXTRA, derive_seed
 
 __all__ = [
     "Batch",
@@ -112,18 +114,35 @@ class StreamBatchSampler(ClassBalancedBatchSampler):
     stream, as an uninterrupted run would (Lightning stops the epoch itself after ``len(dataloader)`` batches).
     """
 
-    def __init__(self, *args: Any, position: Callable[[], int], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, position: Callable[[], int], demand: RealDemand | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._position = position
+        self.demand = demand or RealDemand()
+        self._num_images = sum(int(idx.numel()) for idx in self.indices_by_class)
+        if demand.extra_images > self._num_images:
+            raise ValueError(f"RealDemand.extra_images={demand.extra_images} exceeds the {self._num_images} train "
+                             "images")
+
+    def stream_batch(self, g: int, rank: int) -> list[int]:
+        """Indices of stream batch ``g``: the demand's class-balanced parts, then its uniformly random extra images
+        (distinct, from ``derive_seed(seed, STREAM_SAMPLER_EXTRA, epoch, rank, b)``)."""
+        b, epoch = g % self.num_batches, g // self.num_batches
+        indices = [i for part in range(self.demand.class_batches) for i in self.batch(b, epoch, rank, part)]
+        if self.demand.extra_images:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SAMPLER_EXTRA, epoch, rank, b))
+            order = torch.randperm(self._num_images, generator=gen)[: self.demand.extra_images]
+            indices += torch.cat(self.indices_by_class)[order].tolist()
+        return indices
 
     def set_epoch(self, epoch: int) -> None:
         """Recorded, not used: the stream position decides the batches."""
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        start, rank, per_epoch = self._position(), self.rank, self.num_batches
-        for g in range(start, start + per_epoch):
-            yield self.batch(g % per_epoch, g // per_epoch, rank)
+        start, rank = self._position(), self.rank
+        for g in range(start, start + self.num_batches):
+            yield self.stream_batch(g, rank)
 
     def __len__(self) -> int:
         return self.num_batches

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -10,7 +11,31 @@ from torch import Tensor
 from lightning_dd.data.types import DatasetInfo
 from lightning_dd.seeding import STREAM_INIT, make_generator
 
-__all__ = ["RealDataSource", "random_real_indices", "random_real_subset"]
+__all__ = ["RealDataSource", "RealDemand", "random_real_indices", "random_real_subset"]
+
+
+@dataclass(frozen=True)
+class RealDemand:
+    """The real images one distillation iteration consumes, as one batch of the data module.
+
+    The batch holds ``class_batches`` class-balanced parts (``batch_real`` images of every class each, class-sorted,
+    drawn independently: DC/DSA draw a fresh real batch at every outer step) followed by ``extra_images`` uniformly
+    random train images (IDC trains its network on real data between image steps). The default -- one part, no
+    extra -- is the plain class-balanced batch of DM.
+
+    Attributes:
+        class_batches: class-balanced parts per batch (>= 1).
+        extra_images: uniformly random train images after them (>= 0, distinct within a batch).
+    """
+
+    class_batches: int = 1
+    extra_images: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low in (("class_batches", 1), ("extra_images", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"RealDemand.{name} must be an integer >= {low}, got {value!r}")
 
 
 @runtime_checkable

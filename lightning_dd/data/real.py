@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from lightning_dd.data.loaders import (
     TrainDataLoader,
     passthrough_collate,
 )
+from lightning_dd.data.protocol import RealDemand
 from lightning_dd.data.registry import (
     EMBEDDED_DATASETS,
     DatasetInfo,
@@ -123,6 +125,7 @@ class RealDataModule(pl.LightningDataModule):
         self._norm: dict[torch.device, tuple[Tensor, Tensor]] = {}
         # resume bookkeeping: train batches the training loop has consumed (the stream position, checkpointed)
         self._consumed = 0
+        self.demand = RealDemand()  # what one batch holds; the method says so in its setup (set_real_demand)
         self._info: DatasetInfo = self.describe()
 
     #: constructor arguments that are data, not settings (subclasses holding tensors list them)
@@ -278,8 +281,13 @@ class RealDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------------ loaders
 
+    def set_real_demand(self, demand: RealDemand) -> None:
+        """What one train batch holds (the method's :class:`RealDemand`; set before the train loader is built)."""
+        self.demand = demand
+
     def train_dataloader(self) -> DataLoader:
-        """Class-balanced batches: ``uint8 (num_classes * per_class, C, H, W)`` class-sorted, ``int64`` labels."""
+        """Batches of :attr:`demand`: ``class_batches`` class-balanced parts (``uint8 (num_classes * per_class, C, H,
+        W)`` class-sorted each), then ``extra_images`` uniformly random images; ``int64`` labels."""
         store = self.load_train()
         rank = world_size = None
         if self.trainer is not None:
@@ -292,6 +300,7 @@ class RealDataModule(pl.LightningDataModule):
             rank=rank,
             world_size=world_size,
             position=lambda: self._consumed,
+            demand=self.demand,
         )
         return TrainDataLoader(
             TensorPairDataset(store.images, store.labels),
@@ -353,13 +362,14 @@ class RealDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------------------------------------ state
 
     #: arguments that fix the stream of real batches (and the images' meaning): a resume must not change them
-    RESUME_FIXED = ("dataset", "batch_real", "seed", "iterations_per_epoch", "space", "zca_eps")
+    RESUME_FIXED = ("dataset", "batch_real", "seed", "iterations_per_epoch", "space", "zca_eps", "demand")
 
     def state_dict(self) -> dict[str, Any]:
         """``{"position": n, "config": {...}[, "zca": state]}``: the training loop consumed ``n`` train batches of the
         stream; the arguments of :attr:`RESUME_FIXED`; the ZCA state in the ``zca`` space (a resume reuses it)."""
-        state: dict[str, Any] = {"position": self._consumed,
-                                 "config": {name: getattr(self, name) for name in self.RESUME_FIXED}}
+        config = {name: getattr(self, name) for name in self.RESUME_FIXED}
+        config["demand"] = dataclasses.asdict(self.demand)
+        state: dict[str, Any] = {"position": self._consumed, "config": config}
         if self.zca is not None:
             state["zca"] = self.zca.state_dict()
         return state
@@ -370,7 +380,9 @@ class RealDataModule(pl.LightningDataModule):
         Raises:
             ValueError: the checkpoint was written with other values of :attr:`RESUME_FIXED` (names both).
         """
-        saved = state_dict.get("config", {})
+        saved = dict(state_dict.get("config", {}))
+        if isinstance(saved.get("demand"), dict):
+            saved["demand"] = RealDemand(**saved["demand"])
         conflicts = [f"data.{name}: checkpoint {saved[name]!r}, this run {getattr(self, name)!r}"
                      for name in self.RESUME_FIXED if name in saved and saved[name] != getattr(self, name)]
         if conflicts:

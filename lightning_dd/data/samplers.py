@@ -116,11 +116,17 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"skip count must lie in [0, {self.num_batches}], got {n}")
         self.skipped = int(n)
 
-    def batch(self, b: int, epoch: int | None = None, rank: int | None = None) -> list[int]:
-        """Indices of batch ``b`` of ``epoch`` (default: the current one) on ``rank`` (default: :attr:`rank`)."""
+    def batch(self, b: int, epoch: int | None = None, rank: int | None = None, part: int = 0) -> list[int]:
+        """Indices of batch ``b`` of ``epoch`` (default: the current one) on ``rank`` (default: :attr:`rank`).
+
+        ``part`` > 0 draws an independent class-balanced batch for the same position (key
+        ``(seed, STREAM_SAMPLER, epoch, rank, b, part)``; part 0 is the plain batch), for batches made of several
+        class-balanced parts (:class:`~lightning_dd.data.protocol.RealDemand`).
+        """
         epoch = self.epoch if epoch is None else epoch
         rank = self.rank if rank is None else rank
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SAMPLER, epoch, rank, b))
+        keys = (self.seed, STREAM_SAMPLER, epoch, rank, b) + ((part,) if part else ())
+        gen = torch.Generator().manual_seed(derive_seed(*keys))
         parts = [idx[torch.randperm(idx.numel(), generator=gen)[: self.per_class]] for idx in self.indices_by_class]
         return torch.cat(parts).tolist()
 

@@ -4,7 +4,14 @@ losses CMI (CMIDD) and IID (L_CC, L_CM)."""
 
 from lightning_dd.losses.cmi import CMILoss, class_centroids, conditional_mutual_information
 from lightning_dd.losses.distribution import MatchedEmbeddings, class_chunks, distribution_matching
-from lightning_dd.losses.gradient import GRADIENT_METRICS, gradient_distance, layer_distance
+from lightning_dd.losses.gradient import (
+    GRADIENT_METRICS,
+    class_gradient_distances,
+    gradient_distance,
+    gradient_distances,
+    layer_distance,
+    matched_parameters,
+)
 from lightning_dd.losses.iid import (
     ClassCentralizationLoss,
     CovarianceMatchingLoss,
@@ -22,10 +29,13 @@ __all__ = [
     "class_centralization",
     "class_centroids",
     "class_chunks",
+    "class_gradient_distances",
     "conditional_mutual_information",
     "covariance_matching",
     "distribution_matching",
     "gradient_distance",
+    "gradient_distances",
     "layer_distance",
     "local_covariance",
+    "matched_parameters",
 ]

@@ -9,6 +9,10 @@ Three metrics, as the reference code defines them (``VICO-UoE/DatasetCondensatio
   normalisation affine) contribute 0.
 * ``"mse"``: ``sum (g_s - g_r)^2`` over all parameters flattened together.
 * ``"cos"``: ``1 - <g_r, g_s> / (|g_r| |g_s| + eps)`` of all parameters flattened together.
+* ``"l1"``: ``sum |g_s - g_r|`` (IDC's metric for MNIST / Fashion-MNIST).
+
+:func:`class_gradient_distances` computes the per-class gradients of a network on real and synthetic images and
+their distances, by the reference's loop over classes or batched over classes with ``torch.func.vmap``.
 
 Pure torch; gradients flow into ``g_syn`` (computed with ``create_graph=True``) and not into ``g_real``.
 """
@@ -19,29 +23,43 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-__all__ = ["GRADIENT_METRICS", "gradient_distance", "layer_distance"]
+__all__ = [
+    "GRADIENT_METRICS",
+    "MATCHED_PARAMETERS",
+    "class_gradient_distances",
+    "gradient_distance",
+    "gradient_distances",
+    "layer_distance",
+    "matched_parameters",
+]
 
-GradientMetric = Literal["ours", "mse", "cos"]
-GRADIENT_METRICS: tuple[str, ...] = ("ours", "mse", "cos")
+GradientMetric = Literal["ours", "mse", "cos", "l1"]
+GRADIENT_METRICS: tuple[str, ...] = ("ours", "mse", "cos", "l1")
 EPS = 1e-6
 
 
-def _rows(g: Tensor) -> Tensor:
-    """A parameter gradient as the rows the layer-wise distance compares: dimension 0 by the rest."""
-    return g.reshape(g.shape[0], -1) if g.dim() > 2 else g
+def _check_metric(metric: str) -> None:
+    if metric not in GRADIENT_METRICS:
+        raise ValueError(f"unknown gradient metric {metric!r}; allowed: {', '.join(GRADIENT_METRICS)}")
 
 
 def layer_distance(g_real: Tensor, g_syn: Tensor, eps: float = EPS) -> Tensor:
     """The ``"ours"`` distance of one parameter's gradients (0 for a 1-D parameter); a scalar."""
     if g_real.shape != g_syn.shape:
         raise ValueError(f"gradient shapes differ: real {tuple(g_real.shape)}, synthetic {tuple(g_syn.shape)}")
-    if g_real.dim() <= 1:
-        return g_syn.new_zeros(())
-    r, s = _rows(g_real), _rows(g_syn)
+    return _layer_distances(g_real[None], g_syn[None], eps)[0]
+
+
+def _layer_distances(g_real: Tensor, g_syn: Tensor, eps: float) -> Tensor:
+    """``"ours"`` of one parameter for ``K`` gradient pairs stacked on dim 0, ``(K, *shape)`` -> ``(K,)``."""
+    if g_real.dim() <= 2:  # a 1-D parameter (bias, normalisation affine)
+        return g_syn.new_zeros(g_syn.shape[0])
+    r, s = g_real.flatten(2), g_syn.flatten(2)  # (K, rows, rest): dimension 0 of the parameter by the rest
     cosine = (r * s).sum(-1) / (r.norm(dim=-1) * s.norm(dim=-1) + eps)
-    return (1 - cosine).sum()
+    return (1 - cosine).sum(-1)
 
 
 def gradient_distance(g_syn: Sequence[Tensor], g_real: Sequence[Tensor], metric: GradientMetric = "ours",
@@ -51,19 +69,105 @@ def gradient_distance(g_syn: Sequence[Tensor], g_real: Sequence[Tensor], metric:
     Args:
         g_syn: gradients of the loss on synthetic images (graph kept, so the distance is differentiable in them).
         g_real: gradients of the loss on real images (treated as constants by the caller: detach them).
-        metric: ``"ours"``, ``"mse"`` or ``"cos"`` (module docstring).
+        metric: ``"ours"``, ``"mse"``, ``"cos"`` or ``"l1"`` (module docstring).
         eps: the denominator's guard of the cosines.
     """
-    if metric not in GRADIENT_METRICS:
-        raise ValueError(f"unknown gradient metric {metric!r}; allowed: {', '.join(GRADIENT_METRICS)}")
+    return gradient_distances([g[None] for g in g_syn], [g[None] for g in g_real], metric, eps)[0]
+
+
+def gradient_distances(g_syn: Sequence[Tensor], g_real: Sequence[Tensor], metric: GradientMetric = "ours",
+                       eps: float = EPS) -> Tensor:
+    """:func:`gradient_distance` of ``K`` gradient pairs at once: every tensor ``(K, *param_shape)``; ``(K,)``."""
+    _check_metric(metric)
     if len(g_syn) != len(g_real) or not g_syn:
         raise ValueError(f"need as many synthetic as real gradients (>= 1), got {len(g_syn)} and {len(g_real)}")
+    for r, s in zip(g_real, g_syn, strict=True):
+        if r.shape != s.shape:
+            raise ValueError(f"gradient shapes differ: real {tuple(r.shape[1:])}, synthetic {tuple(s.shape[1:])}")
     if metric == "ours":
-        return torch.stack([layer_distance(r, s, eps) for r, s in zip(g_real, g_syn, strict=True)]).sum()
-    s = torch.cat([g.reshape(-1) for g in g_syn])
-    r = torch.cat([g.reshape(-1) for g in g_real])
-    if s.shape != r.shape:
-        raise ValueError(f"gradient sizes differ: real {r.numel()}, synthetic {s.numel()}")
+        return torch.stack([_layer_distances(r, s, eps) for r, s in zip(g_real, g_syn, strict=True)]).sum(0)
+    s = torch.cat([g.flatten(1) for g in g_syn], dim=1)
+    r = torch.cat([g.flatten(1) for g in g_real], dim=1)
     if metric == "mse":
-        return (s - r).square().sum()
-    return 1 - (r * s).sum() / (r.norm() * s.norm() + eps)
+        return (s - r).square().sum(1)
+    if metric == "l1":
+        return (s - r).abs().sum(1)
+    return 1 - (r * s).sum(1) / (r.norm(dim=1) * s.norm(dim=1) + eps)
+
+
+def matched_parameters(net: nn.Module, which: str = "all") -> list[str]:
+    """Names of the parameters whose gradients are matched.
+
+    ``"all"``: every parameter (DC/DSA; 1-D ones count 0 in ``"ours"`` but do count in ``"mse"``/``"cos"``, as in
+    the reference); ``"conv"``: the weights of the convolutions only, no bias, no normalisation, no classifier (IDC's
+    ``bias=False, fc=False``: tensors of rank 1 and 2 skipped).
+    """
+    if which not in MATCHED_PARAMETERS:
+        raise ValueError(f"matched parameters must be one of {MATCHED_PARAMETERS}, got {which!r}")
+    named = [(n, p) for n, p in net.named_parameters()]
+    return [n for n, p in named if which == "all" or p.dim() > 2]
+
+
+MATCHED_PARAMETERS: tuple[str, ...] = ("all", "conv")
+
+
+def class_gradient_distances(net: nn.Module, real: Tensor, syn: Tensor, classes: Tensor, *,
+                             metric: GradientMetric = "ours", parameters: Sequence[str] | None = None,
+                             batched: bool = False, eps: float = EPS) -> Tensor:
+    """Per class, the distance between the cross-entropy gradients of ``net`` on real and on synthetic images.
+
+    For class ``i``: ``g_r = d CE(net(real[i]), classes[i]) / d theta`` (a constant) and ``g_s`` the same on
+    ``syn[i]`` with the graph kept (``create_graph``), so the result is differentiable in ``syn`` (second order).
+
+    Args:
+        net: the classifier, ``(B, C, H, W) -> (B, K)``; BatchNorm layers must be in eval mode for ``batched``.
+        real: ``(G, k, C, H, W)`` real images of ``G`` classes (no gradient needed).
+        syn: ``(G, n, C, H, W)`` synthetic images of the same classes (with gradient).
+        classes: int64 ``(G,)``, the class of each group.
+        metric: see :func:`gradient_distance`.
+        parameters: names of the parameters whose gradients are compared (:func:`matched_parameters`); ``None``:
+            all.
+        batched: ``False`` (the reference's loop over classes, one forward/backward per class) or ``True`` (all
+            classes at once, ``torch.func.vmap`` over ``grad``); equal up to float rounding.
+        eps: the cosines' guard.
+
+    Returns:
+        ``(G,)`` distances, one per class.
+    """
+    if real.dim() != 5 or syn.dim() != 5 or real.shape[0] != syn.shape[0] or classes.shape != (real.shape[0],):
+        raise ValueError(f"real (G, k, C, H, W), syn (G, n, C, H, W) and classes (G,) must agree; got shapes "
+                         f"{tuple(real.shape)}, {tuple(syn.shape)}, {tuple(classes.shape)}")
+    names = list(parameters) if parameters is not None else [n for n, _ in net.named_parameters()]
+    if batched:
+        return _batched(net, real, syn, classes, names, metric, eps)
+    params = dict(net.named_parameters())
+    wrt = [params[n] for n in names]
+    out = []
+    for i in range(real.shape[0]):
+        y_real = classes[i].expand(real.shape[1])
+        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real[i]), y_real), wrt)]
+        y_syn = classes[i].expand(syn.shape[1])
+        g_syn = torch.autograd.grad(F.cross_entropy(net(syn[i]), y_syn), wrt, create_graph=True)
+        out.append(gradient_distance(list(g_syn), g_real, metric, eps))
+    return torch.stack(out)
+
+
+def _batched(net: nn.Module, real: Tensor, syn: Tensor, classes: Tensor, names: list[str], metric: GradientMetric,
+             eps: float) -> Tensor:
+    """:func:`class_gradient_distances` with ``vmap`` over the classes (per-class gradients of one functional net)."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules()):
+        raise ValueError("the batched per-class gradients need BatchNorm layers in eval mode (their batch statistics "
+                         "would mix the classes); use batched=False or freeze the statistics first")
+    state = {n: p.detach() for n, p in net.named_parameters()}
+    state.update(dict(net.named_buffers()))
+    wrt = {n: state.pop(n) for n in names}
+
+    def loss(theta: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        logits = torch.func.functional_call(net, {**state, **theta}, (x,))
+        return F.cross_entropy(logits, y.expand(x.shape[0]))
+
+    per_class = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
+    with torch.no_grad():
+        g_real = per_class(wrt, real, classes)
+    g_syn = per_class(wrt, syn, classes)
+    return gradient_distances([g_syn[n] for n in names], [g_real[n] for n in names], metric, eps)

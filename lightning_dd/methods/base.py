@@ -29,14 +29,13 @@ from lightning.pytorch.loops.progress import _ProcessedTracker
 from lightning.pytorch.utilities.parsing import AttributeDict
 from torch import Tensor
 
-from lightning_dd import __version__
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
-from lightning_dd.data.protocol import RealDataSource, random_real_indices, random_real_subset
+from lightning_dd.data.protocol import RealDataSource, RealDemand, random_real_indices, random_real_subset
 from lightning_dd.methods.export import ExportDistilledSet
-from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_json, plain_yaml
+from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_yaml
 from lightning_dd.methods.interrupt import GracefulInterrupt
-from lightning_dd.methods.provenance import provenance
+from lightning_dd.methods.provenance import distilled_set_of
 from lightning_dd.methods.resume import RESUME_MAY_CHANGE, check_budget, check_precision, resume_conflicts
 from lightning_dd.regularizers.base import RegularizationMixin, Regularizer, RegularizerContext, Views
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
@@ -126,6 +125,11 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     def configure_method(self, data: RealDataSource) -> None:
         """Build method-specific helpers (networks, buffers) from the data; runs after image initialisation."""
 
+    def real_demand(self) -> RealDemand:
+        """The real images one iteration consumes (handed to the data module in ``setup``); default: one
+        class-balanced batch."""
+        return RealDemand()
+
     def param_groups(self) -> list[dict[str, Any]]:
         """The image optimiser's parameter groups: the learnable tensors of the synthetic set by default.
 
@@ -189,6 +193,12 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         if data_space != self.synthetic.space:
             raise ValueError(f"the model distils in space {self.synthetic.space!r} but the data delivers "
                              f"{data_space!r} images; pass the same data.space and model.space (the CLI links them)")
+        demand = self.real_demand()
+        if hasattr(source, "set_real_demand"):
+            source.set_real_demand(demand)
+        elif demand != RealDemand():
+            raise TypeError(f"{type(self).__name__} consumes {demand} per iteration, which needs a datamodule with "
+                            f"set_real_demand (lightning_dd.data.RealDataModule); got {type(source).__name__}")
         zca = source.zca_state() if data_space == "zca" and hasattr(source, "zca_state") else None
         self.data_meta = {"dataset": info.name, "class_names": list(info.class_names), "mean": list(info.mean),
                           "std": list(info.std), "dsa_strategy": info.dsa_strategy, "zca": zca,
@@ -250,7 +260,9 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         optimizer = self.optimizers()
         assert not isinstance(optimizer, list), "a DistillationModule has one (image) optimizer"
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        # only into the optimised tensors: helper networks (DC's inner net, whose gradients the loss goes through
+        # to second order) would otherwise receive gradients nobody reads
+        self.manual_backward(loss, inputs=[p for group in optimizer.param_groups for p in group["params"]])
         optimizer.step()
         total = loss.detach()
         self._iteration_loss = total if self._iteration_loss is None else self._iteration_loss + total
@@ -366,33 +378,4 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     # ------------------------------------------------------------------ the artifact
     def distilled_set(self) -> DistilledSet:
         """A detached CPU snapshot of the decoded (training-ready) synthetic set with its description."""
-        if not self.data_meta:
-            raise RuntimeError("the dataset description is unknown: call trainer.fit (setup) first")
-        meta = self.data_meta
-        synthetic = self.synthetic
-        with torch.no_grad():
-            images, labels = synthetic.decode()
-        hparams = plain_json(dict(self.hparams))
-        if len(self.regularizers):  # not hyper-parameters (modules), yet they shape the images: record them
-            hparams["regularizers"] = [plain_json(reg.describe()) for reg in self.attached_regularizers()]
-        soft = synthetic.soft_labels
-        return DistilledSet(
-            images=images.detach().float().cpu().clone(),
-            labels=labels.cpu().clone(),
-            soft_labels=None if soft is None or synthetic.factor != 1 else soft.detach().float().cpu(),
-            lr=None if synthetic.lr is None else float(synthetic.lr.detach()),
-            dataset=meta["dataset"],
-            class_names=tuple(meta["class_names"]),
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-            space=synthetic.space,
-            zca=meta.get("zca"),
-            factor=synthetic.factor,
-            dsa_strategy=meta["dsa_strategy"],
-            method=self.method_name,
-            ipc=self.ipc,
-            seed=self.seed,
-            hparams=hparams,
-            version=__version__,
-            provenance=provenance(self),
-        )
+        return distilled_set_of(self)

@@ -34,15 +34,32 @@ class MatchingModule(DistillationModule):
 
     def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)``; its labels are checked once."""
+        parts, _, _ = self.split_real(batch)
+        if parts.shape[0] != 1:
+            raise ValueError(f"{type(self).__name__} expects one class-balanced batch, got {parts.shape[0]} parts")
+        return parts[0]
+
+    def split_real(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Split a batch of :meth:`real_demand` into ``(parts (P, K, k, C, H, W), extra (E, C, H, W), extra_labels
+        (E,))``: ``P`` class-balanced parts (class ``c`` of part ``p`` in ``parts[p, c]``), then ``E`` extra images.
+
+        The labels are checked on the first call only (the sampler guarantees the order; checking every step would
+        synchronise the host with the device).
+        """
         images, labels = batch
-        per_class = images.shape[0] // self.num_classes
-        if per_class < 1 or images.shape[0] != per_class * self.num_classes:
-            raise ValueError(f"the real batch has {images.shape[0]} images, not a multiple of the "
-                             f"{self.num_classes} classes (use RealDataModule / ClassBalancedBatchSampler)")
-        if not self._batch_checked:  # the sampler guarantees the order; checking every step would sync the host
+        demand = self.real_demand()
+        n_parts, n_extra = demand.class_batches, demand.extra_images
+        balanced = images.shape[0] - n_extra
+        per_class = balanced // (n_parts * self.num_classes)
+        if per_class < 1 or balanced != per_class * n_parts * self.num_classes:
+            raise ValueError(f"the real batch has {images.shape[0]} images, not {n_parts} class-balanced part(s) of "
+                             f"the {self.num_classes} classes plus {n_extra} extra images (use RealDataModule / "
+                             "ClassBalancedBatchSampler)")
+        if not self._batch_checked:
             expected = torch.arange(self.num_classes, device=labels.device).repeat_interleave(per_class)
-            if not torch.equal(labels, expected):
+            if not torch.equal(labels[:balanced], expected.repeat(n_parts)):
                 raise ValueError("the real batch must hold the same number of images of every class, sorted by "
                                  "class (use RealDataModule / ClassBalancedBatchSampler)")
             self._batch_checked = True
-        return images.view(self.num_classes, per_class, *images.shape[1:])
+        parts = images[:balanced].view(n_parts, self.num_classes, per_class, *images.shape[1:])
+        return parts, images[balanced:], labels[balanced:]
