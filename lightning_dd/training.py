@@ -23,16 +23,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import ParamsT
 
-from lightning_dd.augment import DSA, parse_strategy
+from lightning_dd.augment import DSA, IDCAugment, parse_strategy
 
-__all__ = ["FitResult", "TrainRecipe", "classification_loss", "fit_classifier"]
+__all__ = ["AUGMENTATIONS", "FitResult", "TrainRecipe", "classification_loss", "cutmix", "fit_classifier"]
 
 _AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
+#: the augmentation families of :class:`TrainRecipe`
+AUGMENTATIONS: tuple[str, ...] = ("dsa", "idc")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class TrainRecipe:
             ``lr * lr_decay_factor ** #{m <= e}``, so a milestone 0 decays from the start). Strictly increasing,
             each in ``[0, epochs)``; ``()`` = constant learning rate (no scheduler at all).
         lr_decay_factor: the multiplier at each milestone (> 0).
+        augmentation: ``"dsa"`` (one op of the strategy per batch) or ``"idc"`` (IDC's flip/color/cutout always and
+            one of the other ops: :class:`~lightning_dd.augment.IDCAugment`); both per-image parameters.
+        cutmix_prob: probability that a batch is CutMix-ed after augmentation (IDC: 0.5; 0 = never, no draws).
+        cutmix_beta: CutMix's ``Beta(beta, beta)`` area parameter (IDC: 1).
         dsa_strategy: per-batch DSA strategy (one op per batch, per-image parameters: the reference ``seed=-1``
             mode); ``"none"`` = the identity DSA (no augmentation, no random draws).
         dsa_align_corners: ``align_corners`` of the DSA's scale/rotate (MTT: ``True``; VICO/CMIDD/IID: ``False``).
@@ -64,6 +72,9 @@ class TrainRecipe:
     lr_decay_factor: float = 0.1
     dsa_strategy: str = "none"
     dsa_align_corners: bool = False
+    augmentation: Literal["dsa", "idc"] = "dsa"
+    cutmix_prob: float = 0.0
+    cutmix_beta: float = 1.0
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ValueError:
@@ -89,6 +100,12 @@ class TrainRecipe:
             raise bad("lr_milestones", f"strictly increasing integer epochs in [0, {self.epochs})")
         object.__setattr__(self, "lr_milestones", milestones)  # a list from a config becomes a tuple
         parse_strategy(self.dsa_strategy)  # raises, naming the bad op and the allowed ones
+        if self.augmentation not in AUGMENTATIONS:
+            raise bad("augmentation", f"one of {AUGMENTATIONS}")
+        if not 0 <= self.cutmix_prob <= 1:
+            raise bad("cutmix_prob", "in [0, 1]")
+        if not (math.isfinite(self.cutmix_beta) and self.cutmix_beta > 0):
+            raise bad("cutmix_beta", "a finite number > 0")
 
     def optimizer(self, params: ParamsT, lr: float | None = None) -> torch.optim.SGD:
         """``SGD(params, lr, momentum, weight_decay)``; ``lr`` overrides :attr:`lr` when given."""
@@ -102,8 +119,9 @@ class TrainRecipe:
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.lr_milestones), gamma=self.lr_decay_factor)
 
     def augmenter(self) -> DSA:
-        """The recipe's DSA (the identity for ``"none"``); never ``None``."""
-        return DSA(self.dsa_strategy, align_corners=self.dsa_align_corners)
+        """The recipe's augmentation (DSA, or IDC's composition of the same ops; the identity for ``"none"``)."""
+        kind = IDCAugment if self.augmentation == "idc" else DSA
+        return kind(self.dsa_strategy, align_corners=self.dsa_align_corners)
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,7 @@ def fit_classifier(
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> FitResult:
     """Train ``net`` in place on ``(images, labels)`` with SGD and per-batch DSA, as ``recipe`` says.
 
@@ -171,6 +190,9 @@ def fit_classifier(
         on_epoch_end: ``hook(epoch, net)`` after each epoch (0-based ``epoch``, after the scheduler step), e.g. to
             snapshot parameters (MTT experts) or evaluate; it may change ``net``'s mode (train mode is restored at
             the start of every epoch) but must not draw from ``generator`` if results are to stay reproducible.
+        optimizer: an optimizer over ``net``'s parameters to continue with (its state, e.g. momentum, carries over
+            between calls: IDC trains one network a little after every image step); default a fresh
+            ``recipe.optimizer``. The recipe's schedule, if any, is applied to it for this call.
 
     Returns:
         :class:`FitResult` of the last epoch.
@@ -188,9 +210,11 @@ def fit_classifier(
         ValueError: a bad shape, dtype, ``lr`` or ``autocast_dtype``, naming the bad value and what is allowed.
     """
     _check_inputs(images, labels, soft_labels, generator, lr, autocast_dtype)
+    if soft_labels is not None and recipe.cutmix_prob:
+        raise ValueError("CutMix (recipe.cutmix_prob > 0) mixes hard labels; it cannot be combined with soft_labels")
     dev = torch.device(device) if device is not None else _device_of(net)
     net.to(dev)
-    optimizer = recipe.optimizer(net.parameters(), lr=lr)
+    optimizer = optimizer if optimizer is not None else recipe.optimizer(net.parameters(), lr=lr)
     scheduler = recipe.scheduler(optimizer)
     augment = recipe.augmenter()
     scaler = torch.amp.GradScaler(dev.type, enabled=autocast_dtype == torch.float16)
@@ -208,9 +232,15 @@ def fit_classifier(
             x = augment(images[idx].to(dev), generator)
             y = labels[idx].to(dev)
             soft = None if soft_labels is None else soft_labels[idx].to(dev)
+            mixed = None
+            if recipe.cutmix_prob and float(torch.rand(1, generator=generator)) < recipe.cutmix_prob:
+                x, mixed = cutmix(x, generator, recipe.cutmix_beta)
             with torch.autocast(dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 logits = net(x)
                 loss = classification_loss(logits, y, soft)
+                if mixed is not None:  # the pasted boxes' labels weigh by their area
+                    partner, kept = mixed
+                    loss = loss * kept + classification_loss(logits, y[partner.to(dev)], None) * (1 - kept)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -224,6 +254,40 @@ def fit_classifier(
             on_epoch_end(epoch, net)
     return FitResult(train_loss=float(loss_sum) / n, train_accuracy=int(correct) / n, epochs=recipe.epochs,
                      steps=steps)
+
+
+def cutmix(x: Tensor, generator: torch.Generator, beta: float = 1.0) -> tuple[Tensor, tuple[Tensor, float]]:
+    """CutMix (Yun et al., ICCV 2019) as IDC applies it (``misc/utils.py rand_bbox`` and ``train.py``).
+
+    ``lam ~ Beta(beta, beta)``; a box of sides ``int(H sqrt(1 - lam))`` x ``int(W sqrt(1 - lam))`` centred at a
+    uniform pixel, clipped to the image, is pasted from the images of a random permutation. Draws, in order, from
+    ``generator``: ``lam`` (a uniform when ``beta == 1``; otherwise a numpy ``beta`` seeded from the generator), the
+    permutation, the centre row, the centre column.
+
+    Args:
+        x: ``(B, C, H, W)`` images (not modified).
+
+    Returns:
+        ``(mixed images, (partner (B,), kept))``: image ``i`` holds a box of image ``partner[i]``; ``kept`` is the
+        fraction of pixels that stayed (the clipped box's complement); the loss is ``kept * CE(y) + (1 - kept) *
+        CE(y[partner])``.
+    """
+    if beta == 1.0:
+        lam = float(torch.rand(1, generator=generator))
+    else:
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        lam = float(np.random.default_rng(seed).beta(beta, beta))
+    b, _, h, w = x.shape
+    partner = torch.randperm(b, generator=generator)
+    cy = int(torch.randint(0, h, (1,), generator=generator))
+    cx = int(torch.randint(0, w, (1,), generator=generator))
+    cut = math.sqrt(1.0 - lam)
+    half_h, half_w = int(h * cut) // 2, int(w * cut) // 2
+    y1, y2 = min(max(cy - half_h, 0), h), min(max(cy + half_h, 0), h)
+    x1, x2 = min(max(cx - half_w, 0), w), min(max(cx + half_w, 0), w)
+    mixed = x.clone()
+    mixed[:, :, y1:y2, x1:x2] = x[partner.to(x.device), :, y1:y2, x1:x2]
+    return mixed, (partner, 1.0 - (y2 - y1) * (x2 - x1) / (h * w))
 
 
 def _device_of(net: nn.Module) -> torch.device:

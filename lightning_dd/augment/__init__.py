@@ -1,10 +1,11 @@
 """Augmentations: Differentiable Siamese Augmentation (DSA) with explicitly sampled, shareable parameters.
 
 ``dsa.py`` holds the sampler / applier (:class:`DSA`, :class:`DSAParams`); ``ops.py`` the pure op functions and the
-op table. "No augmentation" is :meth:`DSA.identity`.
+op table; ``idc.py`` IDC's composition of the same ops (:class:`IDCAugment`). "No augmentation" is :meth:`DSA.identity`.
 """
 
 from lightning_dd.augment.dsa import DSA, IDENTITY_STRATEGIES, DSAParams, parse_strategy
+from lightning_dd.augment.idc import IDCAugment
 from lightning_dd.augment.ops import (
     DEFAULT_CONSTANTS,
     OPS,
@@ -30,6 +31,7 @@ __all__ = [
     "DSAConstants",
     "DSAOp",
     "DSAParams",
+    "IDCAugment",
     "apply_color",
     "apply_crop",
     "apply_cutout",

@@ -17,8 +17,8 @@ class DistillationProgressBar(TQDMProgressBar):
 
     Lightning's default bar restarts at every epoch of the real-batch stream, which means nothing to a distillation
     run, and writes to stdout, where the results go. This one counts the module's completed iterations towards
-    ``trainer.max_steps`` (when set; over ``image_steps_per_iteration``), writes to stderr and is closed when the run ends, before the final results
-    are printed.
+    ``trainer.max_steps / image_steps_per_iteration`` (when set), writes to stderr and is closed when the run ends,
+    before the final results are printed.
     """
 
     def init_train_tqdm(self) -> Tqdm:

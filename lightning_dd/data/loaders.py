@@ -118,7 +118,7 @@ class StreamBatchSampler(ClassBalancedBatchSampler):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._position = position
-        self.demand = demand or RealDemand()
+        self.demand = demand = demand or RealDemand()
         self._num_images = sum(int(idx.numel()) for idx in self.indices_by_class)
         if demand.extra_images > self._num_images:
             raise ValueError(f"RealDemand.extra_images={demand.extra_images} exceeds the {self._num_images} train "

@@ -7,6 +7,7 @@ from lightning_dd.losses.distribution import MatchedEmbeddings, class_chunks, di
 from lightning_dd.losses.gradient import (
     GRADIENT_METRICS,
     class_gradient_distances,
+    class_gradients,
     gradient_distance,
     gradient_distances,
     layer_distance,
@@ -30,6 +31,7 @@ __all__ = [
     "class_centroids",
     "class_chunks",
     "class_gradient_distances",
+    "class_gradients",
     "conditional_mutual_information",
     "covariance_matching",
     "distribution_matching",

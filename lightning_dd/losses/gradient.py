@@ -30,6 +30,7 @@ __all__ = [
     "GRADIENT_METRICS",
     "MATCHED_PARAMETERS",
     "class_gradient_distances",
+    "class_gradients",
     "gradient_distance",
     "gradient_distances",
     "layer_distance",
@@ -111,6 +112,59 @@ def matched_parameters(net: nn.Module, which: str = "all") -> list[str]:
 MATCHED_PARAMETERS: tuple[str, ...] = ("all", "conv")
 
 
+def class_gradients(net: nn.Module, images: Tensor, classes: Tensor, parameters: Sequence[str] | None = None, *,
+                    create_graph: bool = False, batched: bool = False) -> list[Tensor]:
+    """Per group ``i``, the gradient of ``CE(net(images[i]), classes[i])`` (mean over the group) w.r.t. parameters.
+
+    Args:
+        net: the classifier, ``(B, C, H, W) -> (B, K)``; BatchNorm layers must be in eval mode for ``batched``.
+        images: ``(G, n, C, H, W)``, ``n`` images of class ``classes[i]`` in group ``i``.
+        classes: int64 ``(G,)``.
+        parameters: names of the parameters differentiated (:func:`matched_parameters`); ``None``: all.
+        create_graph: keep the graph (second order: the result is differentiable in ``images``); otherwise the
+            gradients are detached.
+        batched: ``False`` (the reference: one forward/backward per group) or ``True`` (one ``torch.func.vmap``
+            over ``grad`` for all groups); equal up to float rounding.
+
+    Returns:
+        One tensor ``(G, *param_shape)`` per parameter, in the order of ``parameters``.
+    """
+    if images.dim() != 5 or classes.shape != (images.shape[0],):
+        raise ValueError(f"images (G, n, C, H, W) and classes (G,) must agree; got shapes {tuple(images.shape)} and "
+                         f"{tuple(classes.shape)}")
+    names = list(parameters) if parameters is not None else [n for n, _ in net.named_parameters()]
+    if batched:
+        return _batched_gradients(net, images, classes, names, create_graph)
+    params = dict(net.named_parameters())
+    wrt = [params[n] for n in names]
+    groups = []
+    for i in range(images.shape[0]):
+        loss = F.cross_entropy(net(images[i]), classes[i].expand(images.shape[1]))
+        grads = torch.autograd.grad(loss, wrt, create_graph=create_graph)
+        groups.append(grads if create_graph else [g.detach() for g in grads])
+    return [torch.stack(per_param) for per_param in zip(*groups, strict=True)]
+
+
+def _batched_gradients(net: nn.Module, images: Tensor, classes: Tensor, names: list[str],
+                       create_graph: bool) -> list[Tensor]:
+    """:func:`class_gradients` with ``vmap`` over the groups (per-group gradients of one functional network)."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules()):
+        raise ValueError("the batched per-class gradients need BatchNorm layers in eval mode (their batch statistics "
+                         "would mix the classes); use batched=False or freeze the statistics first")
+    state = {n: p.detach() for n, p in net.named_parameters()}
+    state.update(dict(net.named_buffers()))
+    wrt = {n: state.pop(n) for n in names}
+
+    def loss(theta: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        logits = torch.func.functional_call(net, {**state, **theta}, (x,))
+        return F.cross_entropy(logits, y.expand(x.shape[0]))
+
+    per_group = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        grads = per_group(wrt, images, classes)
+    return [grads[n] if create_graph else grads[n].detach() for n in names]
+
+
 def class_gradient_distances(net: nn.Module, real: Tensor, syn: Tensor, classes: Tensor, *,
                              metric: GradientMetric = "ours", parameters: Sequence[str] | None = None,
                              batched: bool = False, eps: float = EPS) -> Tensor:
@@ -127,47 +181,15 @@ def class_gradient_distances(net: nn.Module, real: Tensor, syn: Tensor, classes:
         metric: see :func:`gradient_distance`.
         parameters: names of the parameters whose gradients are compared (:func:`matched_parameters`); ``None``:
             all.
-        batched: ``False`` (the reference's loop over classes, one forward/backward per class) or ``True`` (all
-            classes at once, ``torch.func.vmap`` over ``grad``); equal up to float rounding.
+        batched: ``False`` (the reference's loop over classes) or ``True`` (all classes at once, ``torch.func.vmap``
+            over ``grad``); equal up to float rounding.
         eps: the cosines' guard.
 
     Returns:
         ``(G,)`` distances, one per class.
     """
-    if real.dim() != 5 or syn.dim() != 5 or real.shape[0] != syn.shape[0] or classes.shape != (real.shape[0],):
-        raise ValueError(f"real (G, k, C, H, W), syn (G, n, C, H, W) and classes (G,) must agree; got shapes "
-                         f"{tuple(real.shape)}, {tuple(syn.shape)}, {tuple(classes.shape)}")
-    names = list(parameters) if parameters is not None else [n for n, _ in net.named_parameters()]
-    if batched:
-        return _batched(net, real, syn, classes, names, metric, eps)
-    params = dict(net.named_parameters())
-    wrt = [params[n] for n in names]
-    out = []
-    for i in range(real.shape[0]):
-        y_real = classes[i].expand(real.shape[1])
-        g_real = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(real[i]), y_real), wrt)]
-        y_syn = classes[i].expand(syn.shape[1])
-        g_syn = torch.autograd.grad(F.cross_entropy(net(syn[i]), y_syn), wrt, create_graph=True)
-        out.append(gradient_distance(list(g_syn), g_real, metric, eps))
-    return torch.stack(out)
-
-
-def _batched(net: nn.Module, real: Tensor, syn: Tensor, classes: Tensor, names: list[str], metric: GradientMetric,
-             eps: float) -> Tensor:
-    """:func:`class_gradient_distances` with ``vmap`` over the classes (per-class gradients of one functional net)."""
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules()):
-        raise ValueError("the batched per-class gradients need BatchNorm layers in eval mode (their batch statistics "
-                         "would mix the classes); use batched=False or freeze the statistics first")
-    state = {n: p.detach() for n, p in net.named_parameters()}
-    state.update(dict(net.named_buffers()))
-    wrt = {n: state.pop(n) for n in names}
-
-    def loss(theta: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        logits = torch.func.functional_call(net, {**state, **theta}, (x,))
-        return F.cross_entropy(logits, y.expand(x.shape[0]))
-
-    per_class = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
-    with torch.no_grad():
-        g_real = per_class(wrt, real, classes)
-    g_syn = per_class(wrt, syn, classes)
-    return gradient_distances([g_syn[n] for n in names], [g_real[n] for n in names], metric, eps)
+    if real.shape[0] != syn.shape[0]:
+        raise ValueError(f"real and syn must hold the same classes, got {real.shape[0]} and {syn.shape[0]} groups")
+    g_real = class_gradients(net, real, classes, parameters, batched=batched)
+    g_syn = class_gradients(net, syn, classes, parameters, create_graph=True, batched=batched)
+    return gradient_distances(g_syn, g_real, metric, eps)

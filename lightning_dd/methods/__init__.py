@@ -4,7 +4,10 @@ from lightning_dd.data.protocol import RealDataSource
 from lightning_dd.methods.base import DistillationModule, Views
 from lightning_dd.methods.dc import DC, DSA
 from lightning_dd.methods.dm import DM
+from lightning_dd.methods.idc import IDC
 from lightning_dd.methods.matching import MatchingModule
 from lightning_dd.methods.random import RandomSelection
 
-__all__ = ["DC", "DM", "DSA", "DistillationModule", "MatchingModule", "RandomSelection", "RealDataSource", "Views"]
+__all__ = [
+    "DC", "DM", "DSA", "IDC", "DistillationModule", "MatchingModule", "RandomSelection", "RealDataSource", "Views",
+]

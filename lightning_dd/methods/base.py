@@ -68,6 +68,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
     method_name: ClassVar[str] = "base"
     #: image spaces the method can distil in
     spaces: ClassVar[tuple[str, ...]] = IMAGE_SPACES
+    #: the ``init`` schemes the method accepts (a method with its own init adds it and overrides initialize_images)
+    inits: ClassVar[tuple[str, ...]] = INITS
     #: image-optimiser steps per iteration (``max_steps = image_steps_per_iteration * iterations``)
     image_steps_per_iteration: int = 1
 
@@ -86,8 +88,8 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         regularizers: list[Regularizer] | None = None,
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if init not in self.inits:
+            raise ValueError(f"init must be one of {self.inits}, got {init!r}")
         if space not in self.spaces:
             raise ValueError(f"{type(self).__name__} distils in the image spaces {self.spaces}, got space={space!r}")
         if isinstance(image_grid_every_n_steps, bool) or image_grid_every_n_steps < 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,17 +20,25 @@ class MatchingModule(DistillationModule):
     :meth:`match`; per-class methods override :meth:`distill_step` and call :meth:`image_step` per class.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if cls.match is MatchingModule.match and cls.distill_step is MatchingModule.distill_step:
+            raise TypeError(f"Can't instantiate abstract class {cls.__name__}: implement match() (one image step per "
+                            "iteration) or distill_step() (per-class steps)")
+        super().__init__(*args, **kwargs)
+
     def distill_step(self, batch: tuple[Tensor, Tensor]) -> None:
         loss, views = self.match(self.real_by_class(batch))
         self.image_step(loss, views)
 
-    @abstractmethod
     def match(self, real: Tensor) -> tuple[Tensor, Views]:
-        """The matching loss of one image step and the views regularizers may use.
+        """The matching loss of one image step and the views regularizers may use (abstract unless the method
+        overrides :meth:`distill_step` instead, as the per-class IDC does).
 
         Args:
             real: real images of every class in the data's space, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
         """
+        raise NotImplementedError(f"{type(self).__name__} implements distill_step, not match")
 
     def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)``; its labels are checked once."""
