@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import lightning as L
 import torch
@@ -82,7 +82,10 @@ class DistilledSetEvaluator(Callback):
             more images per epoch; the printed table states the epochs each row used).
         whole_batch_size: their batch size (default 64: more, smaller steps than 256 reach the whole set's accuracy
             in few epochs; digits: 30 epochs at 64 give ~94 %, at 256 ~79 %).
-        batch_size: student batch size.
+        batch_size: student batch size (default: the recipe's, 256 / IDC 64).
+        recipe: the students' training recipe, ``"reference"`` (DC/DSA/DM ``evaluate_synset``: batch 256, lr x0.1
+            at half the epochs, DSA) or ``"idc"`` (IDC's ``train.py``: batch 64, x0.2 at 2/3 and 5/6, IDC's
+            augmentation + CutMix); the results and the table name it.
         output: file name of the final results (JSON) in the log directory; ``""`` disables it.
         progress: a progress bar over the students (rank 0, stderr) when the Trainer shows one.
     """
@@ -97,7 +100,8 @@ class DistilledSetEvaluator(Callback):
         compare_whole: bool = False,
         whole_epochs: int | None = None,
         whole_batch_size: int = 64,
-        batch_size: int = 256,
+        batch_size: int | None = None,
+        recipe: Literal["reference", "idc"] = "reference",
         output: str = "eval.json",
         progress: bool = True,
     ) -> None:
@@ -106,7 +110,7 @@ class DistilledSetEvaluator(Callback):
             raise ValueError(f"every_n_steps must be an integer >= 0, got {every_n_steps!r}")
         if num_students < 1:
             raise ValueError(f"num_students must be >= 1, got {num_students}")
-        StudentRecipe(epochs=epochs, batch_size=batch_size)  # validates both now
+        StudentRecipe.named(recipe, epochs=epochs, batch_size=batch_size)  # validates all three now
         self.every_n_steps = every_n_steps
         self.num_students = num_students
         self.epochs = epochs
@@ -118,6 +122,7 @@ class DistilledSetEvaluator(Callback):
         StudentRecipe(epochs=self.whole_epochs, batch_size=whole_batch_size)
         self.progress = progress
         self.batch_size = batch_size
+        self.recipe = recipe
         self.output = output
         self.results: dict[str, Any] = {}
         self._test: dict[str, torch.Tensor] = {}
@@ -164,7 +169,7 @@ class DistilledSetEvaluator(Callback):
         summary = self._last[1] if reuse and self._last is not None else self.evaluate(trainer, module, distilled,
                                                                                         count)
         self.results = {"iteration": count, "epochs": self.epochs, "students": self.num_students,
-                        module.method_name: summary}
+                        "recipe": self.recipe, module.method_name: summary}
         if self.compare_random and module.method_name != "random":
             data = _datamodule(trainer)
             images = random_real_subset(data, module.num_classes, module.ipc, module.seed)
@@ -197,8 +202,11 @@ class DistilledSetEvaluator(Callback):
         """Train the students of every architecture; returns ``{model: {"mean", "std", "accs"}}`` in percent."""
         distilled = for_evaluation(distilled)
         test_images, test_labels = self._test_split(trainer, distilled)
-        recipe = StudentRecipe(epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size,
-                               dsa_strategy=distilled.dsa_strategy)
+        # the whole-set comparison keeps the reference recipe with its own batch size
+        recipe_name = self.recipe if batch_size is None else "reference"
+        strategy = distilled.dsa_strategy if recipe_name == "reference" else None
+        recipe = StudentRecipe.named(recipe_name, epochs=epochs or self.epochs,
+                                     batch_size=batch_size or self.batch_size, dsa_strategy=strategy)
         autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(trainer.precision))
         if module.device.type == "cpu" and autocast == torch.float16:
             autocast = torch.bfloat16
@@ -232,7 +240,7 @@ class DistilledSetEvaluator(Callback):
         """The results table on stdout (diagnostics go to stderr)."""
         method, results = module.method_name, self.results
         lines = [f"[lightning_dd] test accuracy % after {results['iteration']} iterations ({self.num_students} "
-                 f"students per row, final weights; mean ± std):",
+                 f"students per row, {self.recipe!r} recipe, final weights; mean ± std):",
                  f"  {'set':<24} {'images/class':>12} {'epochs':>7}  {'model':<10} {'accuracy':>15}  {'vs random':>9}"]
         rows = [("whole train set", "all", results.get("whole_epochs", 0), results.get("whole", {})),
                 ("random real subset", str(module.ipc), self.epochs, results.get("random", {})),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,6 +40,10 @@ class StudentRecipe:
         lr_decay_factor: multiplier applied once, after ``epochs // 2`` epochs.
         dsa_strategy: per-sample DSA strategy at train time (``"none"`` = the identity DSA, no augmentation).
         use_learned_lr: use the artifact's learned lr (MTT) instead of ``lr`` when present.
+        lr_milestones: fractions of ``epochs`` from which the lr is multiplied (once more) by ``lr_decay_factor``.
+        augmentation: ``"dsa"`` or ``"idc"`` (:class:`~lightning_dd.training.TrainRecipe`).
+        cutmix_prob: CutMix probability per batch (IDC: 0.5).
+        name: the named recipe it came from (reports say which recipe produced them).
     """
 
     epochs: int = DEFAULT_STUDENT_EPOCHS
@@ -48,25 +54,52 @@ class StudentRecipe:
     lr_decay_factor: float = 0.1
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
     use_learned_lr: bool = True
+    lr_milestones: tuple[float, ...] = (0.5,)
+    augmentation: str = "dsa"
+    cutmix_prob: float = 0.0
+    name: str = "reference"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr_milestones or any(not 0 < f < 1 for f in self.lr_milestones):
+            raise ValueError(f"lr_milestones must be fractions of the epochs in (0, 1), got {self.lr_milestones}")
         self.train_recipe()  # validates the remaining fields (lr, momentum, strategy, ...) with clear messages
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> StudentRecipe:
+        """A recipe of :data:`STUDENT_RECIPES` (``"reference"``: DC/DSA/DM's ``evaluate_synset``; ``"idc"``: IDC's
+        ``train.py``), with ``overrides`` (``None`` values ignored) on top."""
+        if name not in STUDENT_RECIPES:
+            raise ValueError(f"unknown evaluation recipe {name!r}; allowed: {', '.join(STUDENT_RECIPES)}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(**{**STUDENT_RECIPES[name], **given, "name": name})
+
+    @property
+    def milestone_epochs(self) -> tuple[int, ...]:
+        """The 0-based epochs from which the learning rate is decayed (once more): ``epochs * f`` rounded down,
+        exactly for fractions such as 2/3 (``2 * epochs // 3``, as the references compute them)."""
+        out = []
+        for f in self.lr_milestones:
+            q = Fraction(f).limit_denominator(1000)
+            out.append(max(0, min(self.epochs - 1, self.epochs * q.numerator // q.denominator)))
+        return tuple(sorted(set(out)))
 
     @property
     def decay_epoch(self) -> int:
-        """The epoch (0-based) from which the decayed learning rate is used."""
-        return self.epochs // 2
+        """The epoch (0-based) from which the first decayed learning rate is used."""
+        return self.milestone_epochs[0]
 
     def train_recipe(self, lr: float | None = None) -> TrainRecipe:
         """The equivalent :class:`~lightning_dd.training.TrainRecipe` (``lr`` overrides :attr:`lr`)."""
         return TrainRecipe(epochs=self.epochs, lr=self.lr if lr is None else lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, batch_size=self.batch_size,
-                           lr_milestones=(self.decay_epoch,), lr_decay_factor=self.lr_decay_factor,
-                           dsa_strategy=self.dsa_strategy)
+                           lr_milestones=self.milestone_epochs, lr_decay_factor=self.lr_decay_factor,
+                           dsa_strategy=self.dsa_strategy, augmentation=self.augmentation,  # type: ignore[arg-type]
+                           cutmix_prob=self.cutmix_prob)
+
 
     def optimizer(self, params: ParamsT, lr: float | None = None) -> torch.optim.SGD:
         """``SGD(lr, momentum, weight_decay)``; ``lr`` overrides :attr:`lr` when given."""
@@ -81,6 +114,17 @@ class StudentRecipe:
     def augmenter(self) -> DSA:
         """The per-sample DSA of the protocol; the identity :meth:`DSA.identity` for ``"none"`` (never ``None``)."""
         return self.train_recipe().augmenter()
+
+#: the named evaluation recipes (``StudentRecipe.named``): the fields that differ from the defaults
+STUDENT_RECIPES: dict[str, dict[str, Any]] = {
+    # VICO-UoE/DatasetCondensation utils.py evaluate_synset (DC/DSA/DM, and CMI/IID on them)
+    "reference": {},
+    # snu-mllab/Efficient-Dataset-Condensation train.py: batch 64, MultiStepLR [2E/3, 5E/6] x0.2, IDC's augmentation
+    # (flip and color always + one of crop/scale/rotate, per image; cutout left out for CutMix), CutMix p 0.5
+    "idc": {"batch_size": 64, "lr_milestones": (2 / 3, 5 / 6), "lr_decay_factor": 0.2, "augmentation": "idc",
+            "dsa_strategy": "color_crop_flip_scale_rotate", "cutmix_prob": 0.5},
+}
+
 
 
 def student_loss(logits: Tensor, labels: Tensor, soft_targets: Tensor | None = None) -> Tensor:

@@ -98,7 +98,7 @@ class IDC(MatchingModule):
             raise ValueError(f"lr_scaling must be 'reference' or 'none', got {lr_scaling!r}")
         if batched_classes not in (True, False, "auto"):
             raise ValueError(f"batched_classes must be true, false or 'auto', got {batched_classes!r}")
-        super().__init__(init=init, dsa_strategy=dsa_strategy, space=space, optimizer=optimizer,  # type: ignore[arg-type]
+        super().__init__(init=init, dsa_strategy=dsa_strategy, space=space, optimizer=optimizer,
                          **kwargs)
         self.match_augment = IDCAugment(dsa_strategy)
         c, h, w = self.synthetic.image_shape

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from lightning_dd.losses import GRADIENT_METRICS, gradient_distance, layer_distance
+from lightning_dd.losses import (
+    GRADIENT_METRICS,
+    class_gradient_distances,
+    class_gradients,
+    gradient_distance,
+    gradient_distances,
+    layer_distance,
+    matched_parameters,
+)
 from lightning_dd.networks import create_network
 
 SHAPES = [(4, 3, 3, 3), (4,), (5, 2, 6), (10, 8), (10,)]  # conv weight, bias, (c, h, w), linear weight, bias
@@ -78,9 +86,83 @@ def test_second_order_through_a_real_network() -> None:
 
 def test_bad_arguments_are_named() -> None:
     real, syn = grads(0), grads(1)
-    with pytest.raises(ValueError, match="unknown gradient metric 'l1'; allowed: ours, mse, cos"):
-        gradient_distance(syn, real, "l1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown gradient metric 'l2'; allowed: ours, mse, cos, l1"):
+        gradient_distance(syn, real, "l2")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="need as many synthetic as real gradients"):
         gradient_distance(syn[:2], real)
     with pytest.raises(ValueError, match=r"gradient shapes differ: real \(4, 3, 3, 3\), synthetic \(10, 8\)"):
         layer_distance(real[0], syn[3])
+
+
+# ---------------------------------------------------------------------------------------------- per-class, batched
+def tiny_net(classes: int = 3) -> torch.nn.Module:
+    """A float64 ConvNet small enough for finite differences (1x8x8 inputs, width 4, one block)."""
+    g = torch.Generator().manual_seed(0)
+    return create_network("convnet", 1, classes, (8, 8), generator=g, width=4, depth=1).double()
+
+
+def test_the_stacked_distances_equal_one_pair_at_a_time() -> None:
+    real = [torch.stack([g, g * 0.5 + 1]) for g in grads(0)]
+    syn = [torch.stack([g, -g]) for g in grads(1)]
+    for metric in GRADIENT_METRICS:
+        stacked = gradient_distances(syn, real, metric)
+        one_by_one = [gradient_distance([s[i] for s in syn], [r[i] for r in real], metric) for i in range(2)]
+        assert torch.allclose(stacked, torch.stack(one_by_one), rtol=1e-12, atol=0)
+    flat_r = torch.cat([g[0].flatten() for g in real])
+    flat_s = torch.cat([g[0].flatten() for g in syn])
+    assert float(gradient_distances(syn, real, "l1")[0]) == pytest.approx(float((flat_s - flat_r).abs().sum()))
+
+
+def test_class_gradients_equal_autograd_one_class_at_a_time() -> None:
+    net = tiny_net()
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(3, 5, 1, 8, 8, generator=g, dtype=torch.float64)
+    classes = torch.tensor([2, 0, 1])
+    names = matched_parameters(net, "conv")
+    assert names == ["features.0.weight"] or all("weight" in n for n in names)
+    for batched in (False, True):
+        got = class_gradients(net, images, classes, names, batched=batched)
+        for i in range(3):
+            loss = torch.nn.functional.cross_entropy(net(images[i]), classes[i].repeat(5))
+            want = torch.autograd.grad(loss, [dict(net.named_parameters())[n] for n in names])
+            for got_p, want_p in zip(got, want, strict=True):
+                assert torch.allclose(got_p[i], want_p, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["ours", "mse"])
+def test_the_batched_path_equals_the_loop_in_values_and_image_gradients(metric: str) -> None:
+    net = tiny_net()
+    g = torch.Generator().manual_seed(2)
+    real = torch.randn(3, 6, 1, 8, 8, generator=g, dtype=torch.float64)
+    syn = torch.randn(3, 2, 1, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    classes = torch.arange(3)
+    loop = class_gradient_distances(net, real, syn, classes, metric=metric)
+    (grad_loop,) = torch.autograd.grad(loop.sum(), syn)
+    batched = class_gradient_distances(net, real, syn, classes, metric=metric, batched=True)
+    (grad_batched,) = torch.autograd.grad(batched.sum(), syn)
+    assert torch.allclose(loop, batched, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(grad_loop, grad_batched, rtol=1e-8, atol=1e-12)
+    assert grad_loop.abs().sum() > 0
+
+
+@pytest.mark.parametrize("metric", ["ours", "mse"])
+def test_the_matching_loss_reaches_the_images_through_the_second_order_path(metric: str) -> None:
+    """Finite differences of the whole loss (CE gradients inside) against autograd's double backward."""
+    net = tiny_net()
+    g = torch.Generator().manual_seed(3)
+    real = torch.randn(3, 4, 1, 8, 8, generator=g, dtype=torch.float64)
+    syn = torch.randn(3, 1, 1, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    classes = torch.arange(3)
+    assert torch.autograd.gradcheck(
+        lambda s: class_gradient_distances(net, real, s, classes, metric=metric).sum(), (syn,), eps=1e-6, atol=1e-5)
+
+
+def test_batched_gradients_refuse_batchnorm_in_train_mode() -> None:
+    net = create_network("convnet_bn", 1, 3, (8, 8), generator=torch.Generator().manual_seed(0), width=4, depth=1)
+    x = torch.randn(3, 4, 1, 8, 8)
+    with pytest.raises(ValueError, match="BatchNorm layers in eval mode"):
+        class_gradients(net.train(), x, torch.arange(3), batched=True)
+    net.eval()
+    loop = class_gradients(net, x, torch.arange(3))
+    batched = class_gradients(net, x, torch.arange(3), batched=True)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(loop, batched, strict=True))
