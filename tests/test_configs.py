@@ -48,6 +48,31 @@ METHODS: dict[str, dict[str, Any]] = {
     "dm": {"class_path": "lightning_dd.methods.DM", "network": "convnet", "classes_per_forward": "auto",
            "init": "real", "dsa_strategy": "auto", "optimizer": ("torch.optim.SGD", 1.0, 0.5)},
     "random": {"class_path": "lightning_dd.methods.RandomSelection"},
+    # VICO-UoE/DatasetCondensation main.py: ConvNet-3, lr_img 0.1 momentum 0.5, "ours" distance, get_loops, lr_net 0.01
+    "dc": {"class_path": "lightning_dd.methods.DC", "network": "convnet", "init": "real", "dsa_strategy": "none",
+           "metric": "ours", "outer_loop": "auto", "inner_loop": "auto", "lr_net": 0.01, "batch_train": 256,
+           "optimizer": ("torch.optim.SGD", 0.1, 0.5)},
+    "dsa": {"class_path": "lightning_dd.methods.DSA", "network": "convnet", "init": "real", "dsa_strategy": "auto",
+            "metric": "ours", "outer_loop": "auto", "inner_loop": "auto", "lr_net": 0.01, "batch_train": 256,
+            "optimizer": ("torch.optim.SGD", 0.1, 0.5)},
+    # snu-mllab/Efficient-Dataset-Condensation condense.py --reproduce -f 2 (argument.py defaults)
+    "idc": {"class_path": "lightning_dd.methods.IDC", "network": "convnet", "init": "mix", "factor": 2,
+            "dsa_strategy": "color_crop_cutout", "inner_loop": 100, "batch_net": 64, "lr_net": 0.01,
+            "momentum_net": 0.9, "weight_decay_net": 0.0005, "cutmix_prob": 0.5, "net_strategy": "color_crop",
+            "batch_syn_max": 128, "matched": "conv", "lr_scaling": "reference"},
+}  # fmt: skip
+#: DC/DSA: outer_loop per IPC (get_loops) -- the budget is 1000 iterations x outer_loop image steps
+OUTER_LOOP = {1: 1, 10: 10, 50: 50}
+#: IDC per dataset (misc/reproduce.py): classes, metric, lr_img, n_data; budget 2000 x 100 iterations x classes
+IDC_CELLS = {"cifar10": (10, "mse", 5e-3, 2000), "cifar100": (100, "mse", 5e-3, 2000), "svhn": (10, "mse", 5e-3, 500),
+             "mnist": (10, "l1", 1e-4, 500), "fashion_mnist": (10, "l1", 1e-4, 500)}
+#: DC / DSA / IDC + CMI λ: ndhg1213/CMIDD DC-DSA-DM/main.py and IDC/condense.py, the comments next to the λ line
+GM_CMI_LAMBDA = {
+    "dc": {("cifar10", 10): 50000, ("cifar10", 50): 10000},
+    "dsa": {("svhn", 10): 80000, ("svhn", 50): 10000, ("cifar10", 10): 50000, ("cifar10", 50): 10000,
+            ("cifar100", 10): 80000, ("cifar100", 50): 20000},
+    "idc": {("svhn", 10): 50, ("svhn", 50): 50, ("cifar10", 10): 100, ("cifar10", 50): 50, ("cifar100", 10): 100,
+            ("cifar100", 50): 50},
 }  # fmt: skip
 #: data fragments: dataset name -> default root (digits is embedded)
 DATASETS: dict[str, str | None] = {
@@ -94,6 +119,9 @@ class Cell:
             "--config", str(CONFIGS / "data" / f"{self.dataset}.yaml"),
             "--model.ipc", str(self.ipc),
         ]  # fmt: skip
+        for name in (f"ipc{self.ipc}", f"{self.dataset}_ipc{self.ipc}"):  # the method's budget cell (DC/DSA/IDC)
+            if (CONFIGS / "overrides" / self.method / f"{name}.yaml").is_file():
+                args += ["--config", str(CONFIGS / "overrides" / self.method / f"{name}.yaml")]
         for reg in self.regs:
             override = CONFIGS / "overrides" / f"{self.method}_{reg}" / f"{self.dataset}_ipc{self.ipc}.yaml"
             if override.is_file():  # a published cell: used INSTEAD of the generic fragment
@@ -108,7 +136,8 @@ class Cell:
         out = []
         for reg in self.regs:
             if reg == "cmi":
-                out.append((CMI, self.pool(), {"weight": DM_CMI_LAMBDA.get((self.dataset, self.ipc), 8000)}))
+                table = DM_CMI_LAMBDA if self.method == "dm" else GM_CMI_LAMBDA[self.method]
+                out.append((CMI, self.pool(), {"weight": table.get((self.dataset, self.ipc), 8000)}))
             else:
                 cc, cm = DM_IID_LAMBDA.get(self.dataset, DM_IID_LAMBDA["cifar10"])
                 out.append((IID, self.pool(), {"weight_cc": cc, "weight_cm": cm}))
@@ -122,6 +151,7 @@ REG_CELLS = (
     + [Cell("dm", d, k, regs=("cmi", "iid")) for d, k in DM_CMI_LAMBDA]
     + [Cell("dm", "svhn", 10, regs=("iid",))]  # IID's CIFAR-10 λ reused on other data (pool overridden)
 )
+REG_CELLS += [Cell(m, d, k, regs=("cmi",)) for m, cells in GM_CMI_LAMBDA.items() for d, k in cells]
 BUDGET_CELLS = [Cell("dm", "cifar10", 10, budget="reduced"), Cell("dm", "digits", 1, budget="quickstart")]
 ALL_CELLS = BASE_CELLS + REG_CELLS + BUDGET_CELLS
 
@@ -165,6 +195,16 @@ def resolve(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> dict[str
     return yaml.safe_load(out)
 
 
+def expected_budget(cell: Cell) -> dict[str, Any]:
+    """The trainer fragment's budget, with the DC/DSA/IDC budget cells (image steps per iteration) applied."""
+    budget = dict(BUDGETS[cell.budget])
+    if cell.method in ("dc", "dsa") and cell.ipc in OUTER_LOOP:
+        budget["max_steps"] = 1000 * OUTER_LOOP[cell.ipc]
+    if cell.method == "idc" and cell.dataset in IDC_CELLS:
+        budget["max_steps"], budget["batch_real"] = 200000 * IDC_CELLS[cell.dataset][0], 64
+    return budget
+
+
 def evaluator_of(resolved: dict[str, Any]) -> dict[str, Any]:
     (evaluator,) = [c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith(".DistilledSetEvaluator")]
     return evaluator["init_args"]
@@ -178,7 +218,9 @@ def test_composition_resolves_to_the_published_settings(cell: Cell, capsys: pyte
     resolved = resolve(cell.args(), capsys)
     model, data, trainer = resolved["model"], resolved["data"]["init_args"], resolved["trainer"]
     init = model["init_args"]
-    method = METHODS[cell.method]
+    method = dict(METHODS[cell.method])
+    if (cell.method, cell.dataset) == ("idc", "mnist"):  # reproduce.py: factor > 1 -> color_crop, vanilla mixup
+        method.update(dsa_strategy="color_crop", cutmix_prob=0.0)
     assert model["class_path"] == method["class_path"]
     module, _, name = model["class_path"].rpartition(".")
     assert issubclass(getattr(importlib.import_module(module), name), DistillationModule)
@@ -191,7 +233,16 @@ def test_composition_resolves_to_the_published_settings(cell: Cell, capsys: pyte
         assert init["optimizer"]["class_path"] == class_path
         assert (init["optimizer"]["init_args"]["lr"], init["optimizer"]["init_args"]["momentum"]) == (lr, momentum)
     assert (data["dataset"], data["root"]) == (cell.dataset, DATASETS[cell.dataset])
-    budget = BUDGETS[cell.budget]
+    for key in ("metric", "outer_loop", "inner_loop", "lr_net", "batch_train", "factor", "batch_net", "momentum_net",
+                "weight_decay_net", "cutmix_prob", "net_strategy", "batch_syn_max", "matched", "lr_scaling"):
+        if key in method and not (cell.method == "idc" and key == "metric"):
+            assert init[key] == method[key], key
+    budget = expected_budget(cell)
+    if cell.method == "idc":
+        assert data["space"] == "pixels"
+        if cell.dataset in IDC_CELLS:
+            _, metric, lr, n_data = IDC_CELLS[cell.dataset]
+            assert (init["metric"], init["optimizer"]["init_args"]["lr"], init["n_data"]) == (metric, lr, n_data)
     assert data["batch_real"] == budget["batch_real"]
     assert trainer["max_steps"] == budget["max_steps"]
     evaluator = evaluator_of(resolved)
@@ -217,9 +268,14 @@ def test_every_fragment_is_exercised() -> None:
 
 
 def test_overrides_are_exactly_the_published_cells() -> None:
-    """overrides/ holds only cells that differ from the fragments: the DM+CMI λ table, nothing else."""
+    """overrides/ holds only cells that differ from the fragments: the DM/DC/DSA/IDC + CMI λ tables and the
+    DC/DSA/IDC budget cells (their image steps per iteration depend on the IPC and the classes), nothing else."""
     overrides = {p.relative_to(CONFIGS / "overrides").as_posix() for p in (CONFIGS / "overrides").glob("**/*.yaml")}
-    assert overrides == {f"dm_cmi/{d}_ipc{k}.yaml" for d, k in DM_CMI_LAMBDA}
+    expected = {f"dm_cmi/{d}_ipc{k}.yaml" for d, k in DM_CMI_LAMBDA}
+    expected |= {f"{m}/ipc{k}.yaml" for m in ("dc", "dsa") for k in OUTER_LOOP}
+    expected |= {f"idc/{d}_ipc{k}.yaml" for d in IDC_CELLS for k in IPCS}
+    expected |= {f"{m}_cmi/{d}_ipc{k}.yaml" for m, cells in GM_CMI_LAMBDA.items() for d, k in cells}
+    assert overrides == expected
 
 
 def test_config_comments_cite_only_public_sources() -> None:
@@ -351,7 +407,7 @@ def test_composition_instantiates_on_a_fixture(cell: Cell, tmp_path: Path, datas
     assert model.num_classes == data.num_classes  # linked from the data
     assert tuple(model.synthetic.image_shape) == tuple(data.image_shape)
     assert model.ipc == cell.ipc
-    assert trainer.max_steps == BUDGETS[cell.budget]["max_steps"]
+    assert trainer.max_steps == expected_budget(cell)["max_steps"]
     (evaluator,) = [c for c in trainer.callbacks if isinstance(c, DistilledSetEvaluator)]
     assert (evaluator.num_students, evaluator.epochs) == (
         BUDGETS[cell.budget]["evaluator"]["num_students"], BUDGETS[cell.budget]["evaluator"]["epochs"],
