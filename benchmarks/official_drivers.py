@@ -2,7 +2,7 @@
 
 Two drivers, each running the official entry point as it is (nothing of the official code is copied here; the
 folders are extracted from the git mirrors at run time and passed in), with only the data loading, the evaluation,
-and (for IDC) the hard-coded CUDA device replaced:
+the device (CPU; IDC hard-codes CUDA) and one PyTorch-version incompatibility of the DSA code replaced:
 
 * :func:`time_official_dsa`: ``main.py`` ``main()`` of VICO-UoE/DatasetCondensation (DC/DSA gradient matching,
   ConvNet, SGD ``lr_img`` 0.1, ``--init real``), with ``sys.argv`` set as on the command line. Patched in the
@@ -10,7 +10,9 @@ and (for IDC) the hard-coded CUDA device replaced:
   ``evaluate_synset`` (no-op: evaluation is not part of a distillation iteration) and ``get_network`` (wrapped to
   time-stamp each iteration; it still builds the official network). ``torch.cuda.is_available`` /
   ``torch.cuda.device_count`` report no GPU while it runs (``force_cpu``), so the official code picks ``cpu`` itself
-  even where a GPU exists. ``torch.save`` / ``save_image`` write into a temporary folder, as the official code does.
+  even where a GPU exists. ``torch.Tensor.__setitem__`` clones a value that shares memory with its destination
+  (the Siamese augmentation's ``randb[:] = randb[0]`` fails on current PyTorch for a one-image batch, IPC 1).
+  ``torch.save`` / ``save_image`` write into a temporary folder, as the official code does.
 * :func:`time_official_idc`: ``condense.condense()`` of snu-mllab/Efficient-Dataset-Condensation with the arguments of
   ``python condense.py --reproduce -d cifar10 -f FACTOR --ipc IPC --inner_loop L --batch_real B --test`` (parsed by
   the official ``argument.py``, which reads ``sys.argv`` at import; ``n_data`` and ``niter``, which ``--reproduce``
@@ -74,7 +76,11 @@ class _StopCondensing(Exception):
 
 
 class _Patcher:
-    """Set attributes and put the old values (or their absence) back on :meth:`restore`, last set first."""
+    """Set attributes and put the old values (or their absence) back on :meth:`restore`, last set first.
+
+    An attribute a class only inherits is deleted again from the class rather than re-set on it, so the class ends
+    up exactly as it was (its C slots included, e.g. ``torch.Tensor.__setitem__``).
+    """
 
     _MISSING = object()
 
@@ -84,7 +90,8 @@ class _Patcher:
     def set(self, owner: Any, name: str, value: Any) -> Any:
         """Set ``owner.name = value``; return the previous value (``None`` when there was none)."""
         old = getattr(owner, name, self._MISSING)
-        self._undo.append((owner, name, old))
+        inherited = isinstance(owner, type) and name not in vars(owner)
+        self._undo.append((owner, name, self._MISSING if inherited else old))
         setattr(owner, name, value)
         return None if old is self._MISSING else old
 
@@ -150,6 +157,8 @@ def _official_scope(
 
 
 def _check_inputs(images: torch.Tensor, labels: torch.Tensor) -> None:
+    if images.device.type != "cpu" or labels.device.type != "cpu":
+        raise ValueError("images and labels must be CPU tensors")
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, 32, 32) or images.dtype != torch.float32:
         raise ValueError(f"images must be float32 (N, 3, 32, 32), got {images.dtype} {tuple(images.shape)}")
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
@@ -171,6 +180,30 @@ def _mean_without_first(values: list[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- DSA
+
+
+def _setitem_cloning_overlap(setitem: Callable) -> Callable:
+    """``Tensor.__setitem__`` that clones a tensor value sharing memory with the destination before writing.
+
+    The official Siamese augmentation broadcasts the first sample's parameters with ``randb[:] = randb[0]`` (also
+    ``theta``, ``randf``, ``rands``, ``randc``, ``translation_x/y``, ``offset_x/y``). For a batch of one image (the
+    synthetic batch at IPC 1) source and destination are the same memory, which PyTorch >= 1.8 rejects ("some
+    elements of the input tensor and the written-to tensor refer to a single memory location", reported as
+    VICO-UoE/DatasetCondensation issue #20). Cloning the value first gives what the code means, and what older
+    PyTorch did; for other values this only adds a pointer comparison.
+    """
+
+    @functools.wraps(setitem)
+    def wrapper(self: torch.Tensor, index: Any, value: Any) -> None:
+        if (
+            isinstance(value, torch.Tensor)
+            and value.device == self.device
+            and value.untyped_storage().data_ptr() == self.untyped_storage().data_ptr()
+        ):
+            value = value.clone()
+        setitem(self, index, value)
+
+    return wrapper
 
 
 def time_official_dsa(
@@ -197,7 +230,10 @@ def time_official_dsa(
     * ``evaluate_synset``: returns ``(None, 0.0, 0.0)`` (evaluation is not part of a distillation iteration);
     * ``get_network``: the official function, called through a wrapper that time-stamps every call. The training
       loop draws one fresh network per iteration; the evaluation block draws one per evaluated model, and the stamp
-      of such a call is dropped again by the patched ``evaluate_synset`` that follows it.
+      of such a call is dropped again by the patched ``evaluate_synset`` that follows it;
+    * ``torch.Tensor.__setitem__`` (while ``main()`` runs): clones a value sharing memory with its destination (see
+      :func:`_setitem_cloning_overlap`; needed at IPC 1 on current PyTorch);
+    * ``torch.cuda.is_available`` / ``device_count`` (``force_cpu``): no GPU, so ``args.device`` is ``cpu``.
 
     The official loop runs ``it = 0 .. N`` (``N + 1`` training iterations). Iteration ``k`` is timed from its
     network draw to the next one (the last one to the return of ``main()``, which adds the final ``torch.save``),
@@ -221,6 +257,8 @@ def time_official_dsa(
         ``N + 1`` timed iterations (first included), ``iterations`` the number averaged.
     """
     _check_inputs(images, labels)
+    if ipc not in (1, 10, 20, 30, 40, 50):
+        raise ValueError(f"the official get_loops defines ipc 1, 10, 20, 30, 40, 50 only, got {ipc}")
     code_dir = Path(vico_dir).resolve()
     if not (code_dir / "main.py").is_file():
         raise FileNotFoundError(f"{code_dir}/main.py not found (extract VICO-UoE/DatasetCondensation there)")
@@ -265,6 +303,7 @@ def time_official_dsa(
             patch.set(main, "get_dataset", get_dataset)
             patch.set(main, "get_network", get_network)
             patch.set(main, "evaluate_synset", evaluate_synset)
+            patch.set(torch.Tensor, "__setitem__", _setitem_cloning_overlap(torch.Tensor.__setitem__))
             if force_cpu:
                 patch.set(torch.cuda, "is_available", lambda: False)
                 patch.set(torch.cuda, "device_count", lambda: 0)
