@@ -71,7 +71,7 @@ def main() -> None:
     if summary.is_file():
         results = json.loads(summary.read_text())
     for name, args in runs.items():
-        if opts.only and name not in opts.only or name in results:
+        if (opts.only and name not in opts.only) or name in results:
             continue
         results[name] = run(name.replace("+", "_"), args, out, opts.students, opts.epochs)
         out.mkdir(parents=True, exist_ok=True)

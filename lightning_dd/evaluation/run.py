@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.data.distilled import DistilledDataModule
-from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, mean_std, student_progress
+from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, StudentRecipe, mean_std, student_progress
 from lightning_dd.evaluation.student import StudentClassifier
 from lightning_dd.networks import create_network
 
@@ -23,11 +23,12 @@ def evaluate_artifact(
     runs: int = 5,
     epochs: int = DEFAULT_STUDENT_EPOCHS,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     download: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
     dataset: str | None = None,
     test: tuple[Tensor, Tensor] | None = None,
+    recipe: str = "reference",
 ) -> dict[str, Any]:
     """Train ``runs`` students of every architecture in ``models`` and return accuracies in percent.
 
@@ -35,11 +36,13 @@ def evaluate_artifact(
     ``(uint8 or [0, 1] float images (N, C, H, W), int64 labels (N,))`` instead of the registered dataset's.
 
     Returns:
-        ``{"distilled", "dataset", "method", "ipc", "epochs", "runs", "results": {model: {"mean", "std", "accs"}}}``
+        ``{"distilled", "dataset", "method", "ipc", "epochs", "recipe", "batch_size", "runs",
+        "results": {model: {"mean", "std", "accs"}}}``
         where std is the population std over the runs.
     """
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
+    batch_size = StudentRecipe.named(recipe, epochs=epochs, batch_size=batch_size).batch_size  # checks the name
     data = DistilledDataModule(distilled if isinstance(distilled, DistilledSet) else str(distilled), root=root,
                                download=download, batch_size=batch_size, seed=seed, test=test)
     d = data.distilled
@@ -58,7 +61,8 @@ def evaluate_artifact(
         accs = []
         for run in range(runs):
             student = StudentClassifier(network=name, num_classes=d.num_classes, image_shape=d.image_shape,
-                                        epochs=epochs, lr=lr, dsa_strategy=d.dsa_strategy, seed=seed * 1000 + run)
+                                        epochs=epochs, lr=lr, dsa_strategy=d.dsa_strategy, seed=seed * 1000 + run,
+                                        recipe=recipe)
             data.seed = seed * 1000 + run
             trainer = L.Trainer(**_student_trainer_kwargs(epochs, trainer_kwargs))
             trainer.fit(student, datamodule=data)
@@ -74,6 +78,8 @@ def evaluate_artifact(
         "method": d.method,
         "ipc": d.ipc,
         "epochs": epochs,
+        "recipe": recipe,
+        "batch_size": batch_size,
         "runs": runs,
         "results": results,
     }

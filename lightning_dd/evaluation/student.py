@@ -15,6 +15,7 @@ from torch import Tensor
 from lightning_dd.evaluation.protocol import StudentRecipe, student_loss
 from lightning_dd.networks import create_network
 from lightning_dd.seeding import STREAM_EVAL, make_generator
+from lightning_dd.training import cutmix
 
 
 class StudentClassifier(L.LightningModule):
@@ -28,6 +29,8 @@ class StudentClassifier(L.LightningModule):
         lr, momentum, weight_decay: SGD settings.
         dsa_strategy: per-sample DSA at train time (``"none"`` disables it).
         seed: fixes the network initialisation and the augmentation stream (per rank).
+        recipe: ``"reference"`` or ``"idc"`` (:data:`~lightning_dd.evaluation.protocol.STUDENT_RECIPES`: IDC's
+            schedule, augmentation and CutMix; the batch size is the data module's).
     """
 
     def __init__(
@@ -41,12 +44,14 @@ class StudentClassifier(L.LightningModule):
         weight_decay: float = 5e-4,
         dsa_strategy: str = "color_crop_cutout_flip_scale_rotate",
         seed: int = 0,
+        recipe: str = "reference",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.seed = int(seed)
-        self.recipe = StudentRecipe(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                    dsa_strategy=dsa_strategy)
+        strategy = dsa_strategy if recipe == "reference" else None  # a named recipe brings its own augmentation
+        self.recipe = StudentRecipe.named(recipe, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                          dsa_strategy=strategy)
         c, h, w = image_shape
         self.net = create_network(network, c, num_classes, (h, w), generator=make_generator(seed, STREAM_EVAL))
         self.augment = self.recipe.augmenter()
@@ -64,10 +69,17 @@ class StudentClassifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[0], batch[1]
         soft = batch[2] if len(batch) > 2 else None
+        assert self._generator is not None
         if not self.augment.is_identity:
-            assert self._generator is not None
             x = self.augment(x, self._generator)
-        loss = student_loss(self(x), y, soft)
+        mixed = None
+        if self.recipe.cutmix_prob and float(torch.rand(1, generator=self._generator)) < self.recipe.cutmix_prob:
+            x, mixed = cutmix(x, self._generator)
+        logits = self(x)
+        loss = student_loss(logits, y, soft)
+        if mixed is not None:
+            partner, kept = mixed
+            loss = loss * kept + student_loss(logits, y[partner.to(y.device)]) * (1 - kept)
         self.log("student/train_loss", loss, prog_bar=True, batch_size=x.shape[0])
         return loss
 
