@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lightning_dd.augment import DSA
+from lightning_dd.augment import DSA, IDCAugment
 from lightning_dd.evaluation import StudentRecipe
 from lightning_dd.networks import create_network
-from lightning_dd.training import FitResult, TrainRecipe, classification_loss, fit_classifier
+from lightning_dd.training import FitResult, TrainRecipe, classification_loss, cutmix, fit_classifier
 
 N, SHAPE, K = 37, (3, 16, 16), 5  # 37 images: the last batch of every epoch is a short one
 
@@ -233,3 +234,209 @@ def test_bad_inputs_are_refused() -> None:
             fit_classifier(make_net(), x, y, recipe, g, **kwargs)
     with pytest.raises(ValueError, match="network with parameters"):
         fit_classifier(nn.Flatten(), images, labels, recipe, g)
+
+
+# ------------------------------------------------------------------------------------------------ CutMix, IDC recipe
+
+
+def distinct_images(b: int = 6, c: int = 2, h: int = 12, w: int = 20) -> torch.Tensor:
+    """Every pixel value different (H != W: a swapped height and width would show)."""
+    return torch.arange(b * c * h * w, dtype=torch.float32).view(b, c, h, w)
+
+
+def changed_box(x: torch.Tensor, mixed: torch.Tensor, partner: torch.Tensor) -> tuple[int, int, int, int]:
+    """The rectangle ``(y1, y2, x1, x2)`` CutMix replaced, read off the images alone; checks that every image with
+    another partner changed exactly there (and nowhere else) and that the others did not change."""
+    changed = (mixed != x).any(dim=1)  # (B, H, W)
+    moved = partner != torch.arange(x.shape[0])
+    assert not bool(changed[~moved].any())  # an image mixed with itself is unchanged
+    region = changed[moved].any(dim=0)
+    for i in moved.nonzero().flatten().tolist():
+        assert torch.equal(changed[i], region)  # one box, the same for every image
+    rows, cols = region.any(dim=1).nonzero().flatten(), region.any(dim=0).nonzero().flatten()
+    if rows.numel() == 0:
+        return 0, 0, 0, 0
+    y1, y2, x1, x2 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    assert int(region.sum()) == (y2 - y1) * (x2 - x1)  # a full rectangle
+    return y1, y2, x1, x2
+
+
+def ref_box(lam: float, cy: int, cx: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """IDC's ``rand_bbox``: sides ``int(size * sqrt(1 - lam))``, centre +/- half the side, clipped to [0, size]."""
+    cut_h, cut_w = int(h * math.sqrt(1.0 - lam)), int(w * math.sqrt(1.0 - lam))
+    return (min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h),
+            min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w))
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 4.0])
+def test_cutmix_pastes_one_box_of_the_partner_and_reports_the_kept_fraction(beta: float) -> None:
+    x = distinct_images()
+    b, _, h, w = x.shape
+    boxes = set()
+    for seed in range(25):
+        mixed, (partner, kept) = cutmix(x, torch.Generator().manual_seed(seed), beta)
+        assert sorted(partner.tolist()) == list(range(b)) and partner.dtype == torch.long  # a permutation
+        y1, y2, x1, x2 = changed_box(x, mixed, partner)
+        inside = torch.zeros(h, w, dtype=torch.bool)
+        inside[y1:y2, x1:x2] = True
+        assert torch.equal(mixed[:, :, inside], x[partner][:, :, inside])  # the partner's pixels in the box
+        assert torch.equal(mixed[:, :, ~inside], x[:, :, ~inside])  # the image's own outside it
+        assert kept == pytest.approx(1 - (y2 - y1) * (x2 - x1) / (h * w), abs=1e-12) and 0 <= kept <= 1
+        boxes.add((y1, y2, x1, x2))
+    assert len(boxes) > 10 and (0, 0, 0, 0) not in boxes  # boxes vary, none empty at these sizes and seeds
+    assert torch.equal(x, distinct_images())  # the input is not modified
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_cutmix_box_follows_the_reference_rand_bbox(beta: float) -> None:
+    x = distinct_images()
+    b, _, h, w = x.shape
+    clipped = 0
+    for seed in range(25):
+        mixed, (partner, kept) = cutmix(x, torch.Generator().manual_seed(seed), beta)
+        g = torch.Generator().manual_seed(seed)  # the documented draws: lam, permutation, centre row, centre column
+        if beta == 1.0:
+            lam = float(torch.rand(1, generator=g))
+        else:
+            lam = float(np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g))).beta(beta, beta))
+        assert torch.equal(partner, torch.randperm(b, generator=g))
+        cy, cx = int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g))
+        y1, y2, x1, x2 = ref_box(lam, cy, cx, h, w)
+        assert changed_box(x, mixed, partner) == ((y1, y2, x1, x2) if y2 > y1 and x2 > x1 else (0, 0, 0, 0))
+        assert kept == 1 - (y2 - y1) * (x2 - x1) / (h * w)
+        full = (int(h * math.sqrt(1 - lam)) // 2 * 2, int(w * math.sqrt(1 - lam)) // 2 * 2)  # unclipped sides
+        clipped += (y2 - y1, x2 - x1) != full
+    assert clipped > 0  # the clipping at the border was exercised
+
+
+def test_cutmix_is_reproducible_from_the_generator() -> None:
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    state = torch.get_rng_state()
+    for beta in (1.0, 0.3):
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        (a, (pa, ka)), (b, (pb, kb)) = cutmix(x, g1, beta), cutmix(x, g2, beta)
+        assert torch.equal(a, b) and torch.equal(pa, pb) and ka == kb
+        assert torch.equal(g1.get_state(), g2.get_state())
+        runs = {(tuple(cutmix(x, torch.Generator().manual_seed(s), beta)[1][0].tolist()),
+                 cutmix(x, torch.Generator().manual_seed(s), beta)[1][1]) for s in range(6)}
+        assert len(runs) == 6  # other seeds, other partners and boxes
+    uniform = [cutmix(x, torch.Generator().manual_seed(s), 1.0)[1][1] for s in range(6)]
+    assert [cutmix(x, torch.Generator().manual_seed(s), 0.3)[1][1] for s in range(6)] != uniform  # beta is used
+    assert torch.equal(torch.get_rng_state(), state)  # neither the global torch RNG ...
+    # ... nor numpy's global RNG is used by the beta != 1 path
+    np.random.seed(0)
+    before = np.random.get_state()[1].copy()
+    cutmix(x, torch.Generator().manual_seed(1), 0.3)
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_cutmix_beta_shapes_the_box_area() -> None:
+    x = distinct_images(b=2, h=32, w=32)
+    # beta = 50 concentrates lam near 1/2: unclipped boxes of side int(32 * sqrt(1 - lam)) // 2 * 2 in 20 .. 24
+    centred = [cutmix(x, torch.Generator().manual_seed(s), 50.0)[1][1] for s in range(30)]
+    spread = [cutmix(x, torch.Generator().manual_seed(s), 1.0)[1][1] for s in range(30)]
+    assert all(kept >= 1 - 24 * 24 / 1024 for kept in centred)
+    assert max(spread) - min(spread) > max(centred) - min(centred)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cutmix_prob": 1.5}, r"TrainRecipe.cutmix_prob must be in \[0, 1\], got 1.5"),
+        ({"cutmix_prob": -0.1}, r"TrainRecipe.cutmix_prob must be in \[0, 1\], got -0.1"),
+        ({"cutmix_beta": 0}, r"TrainRecipe.cutmix_beta must be a finite number > 0, got 0"),
+        ({"cutmix_beta": float("inf")}, r"TrainRecipe.cutmix_beta must be a finite number > 0, got inf"),
+        ({"augmentation": "mixup"}, r"TrainRecipe.augmentation must be one of \('dsa', 'idc'\), got 'mixup'"),
+    ],
+)
+def test_bad_cutmix_and_augmentation_values_are_refused(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainRecipe(**{"epochs": 4, **changes})
+
+
+def test_idc_recipe_builds_idc_augment() -> None:
+    aug = TrainRecipe(epochs=1, augmentation="idc", dsa_strategy="color_crop_flip_scale_rotate").augmenter()
+    assert isinstance(aug, IDCAugment) and aug.always == ("flip", "color") and aug.ops == ("crop", "scale", "rotate")
+    assert type(TrainRecipe(epochs=1, dsa_strategy="crop").augmenter()) is DSA
+
+
+def test_cutmix_with_soft_labels_is_refused() -> None:
+    images, labels = data()
+    with pytest.raises(ValueError, match=r"cutmix_prob.*soft_labels"):
+        fit_classifier(make_net(), images, labels, TrainRecipe(epochs=1, cutmix_prob=1.0),
+                       torch.Generator().manual_seed(0), soft_labels=torch.randn(N, K))
+
+
+def naive_idc_fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, *,
+                  epochs: int, batch_size: int, strategy: str, cutmix_prob: float, beta: float) -> None:
+    """The IDC training loop written out (``train.py``): augment, then CutMix with probability ``p``, the loss
+    weighting both labels by area; constant lr 0.01, momentum 0.9, weight decay 5e-4."""
+    augment = IDCAugment(strategy)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    for _ in range(epochs):
+        net.train()
+        perm = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, images.shape[0], batch_size):
+            idx = perm[start : start + batch_size]
+            x, y = augment(images[idx], generator), labels[idx]
+            if cutmix_prob and float(torch.rand(1, generator=generator)) < cutmix_prob:
+                x, (partner, kept) = cutmix(x, generator, beta)
+                logits = net(x)
+                loss = (kept * nn.functional.cross_entropy(logits, y)
+                        + (1 - kept) * nn.functional.cross_entropy(logits, y[partner]))
+            else:
+                loss = nn.functional.cross_entropy(net(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+
+@pytest.mark.parametrize(("cutmix_prob", "beta"), [(0.0, 1.0), (0.5, 1.0), (1.0, 2.0)])
+def test_idc_recipe_equals_the_written_out_idc_loop(cutmix_prob: float, beta: float) -> None:
+    images, labels = data()
+    strategy = "color_crop_flip_scale_rotate"
+    recipe = TrainRecipe(epochs=2, batch_size=8, augmentation="idc", dsa_strategy=strategy, cutmix_prob=cutmix_prob,
+                         cutmix_beta=beta)
+    net, reference = make_net(), make_net()
+    g, g_ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    fit_classifier(net, images, labels, recipe, g)
+    naive_idc_fit(reference, images, labels, g_ref, epochs=2, batch_size=8, strategy=strategy,
+                  cutmix_prob=cutmix_prob, beta=beta)
+    assert_same_parameters(net, reference)
+    assert torch.equal(g.get_state(), g_ref.get_state())
+
+
+@pytest.mark.parametrize("augmentation", ["dsa", "idc"])
+def test_cutmix_prob_zero_draws_nothing(augmentation: str) -> None:
+    images, labels = data()
+    base = {"epochs": 2, "batch_size": 8, "augmentation": augmentation, "dsa_strategy": "color_crop"}
+    runs = {}
+    for name, extra in (("without", {}), ("zero", {"cutmix_prob": 0.0, "cutmix_beta": 3.0}),
+                        ("tiny", {"cutmix_prob": 1e-12})):
+        net, g = make_net(), torch.Generator().manual_seed(4)
+        result = fit_classifier(net, images, labels, TrainRecipe(**base, **extra), g)
+        runs[name] = (net, g.get_state(), result)
+    assert_same_parameters(runs["zero"][0], runs["without"][0])
+    assert torch.equal(runs["zero"][1], runs["without"][1]) and runs["zero"][2] == runs["without"][2]
+    # a positive probability draws once per batch, even when it never mixes: the draws are observable
+    assert not torch.equal(runs["tiny"][1], runs["without"][1])
+
+
+def test_idc_recipe_with_cutmix_lowers_the_training_loss() -> None:
+    gen = torch.Generator().manual_seed(0)
+    templates = 2 * torch.randn(K, *SHAPE, generator=gen)  # one pattern per class: separable
+    labels = torch.arange(K).repeat(8)
+    images = templates[labels] + 0.1 * torch.randn(labels.numel(), *SHAPE, generator=gen)
+    net = make_net()
+
+    def clean_loss() -> float:
+        with torch.no_grad():
+            return float(nn.functional.cross_entropy(net(images), labels))
+
+    before = clean_loss()
+    recipe = TrainRecipe(epochs=6, lr=0.05, batch_size=10, augmentation="idc",
+                         dsa_strategy="color_crop_flip_scale_rotate", cutmix_prob=0.5)
+    result = fit_classifier(net, images, labels, recipe, torch.Generator().manual_seed(2))
+    assert before > 1.0  # chance level is ln 5 = 1.61
+    assert clean_loss() < 0.5 * before
+    assert math.isfinite(result.train_loss) and result.train_loss < before

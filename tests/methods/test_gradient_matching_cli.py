@@ -48,7 +48,8 @@ def test_dc_and_dsa_fit_through_the_cli(method: str, tmp_path: Path) -> None:
 def test_dsa_with_cmi_and_iid(tmp_path: Path, pool_path: Path) -> None:  # noqa: F811
     d = fit("dsa", tmp_path, "--trainer.max_steps", "2", "--trainer.callbacks=[]", "--model.ipc", "2",
             "--model.outer_loop", "2", "--model.inner_loop", "1", *regularizers(pool_path),
-            "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path))
+            "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path),
+            "--trainer.log_every_n_steps", "1")
     assert [r["class_path"].rsplit(".", 1)[1] for r in d.hparams["regularizers"]] == ["CMIRegularizer",
                                                                                         "IIDRegularizer"]
     (metrics,) = tmp_path.glob("**/metrics.csv")
