@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import lightning as L
 import torch
 
 
@@ -18,3 +19,17 @@ def timed(step: Callable[..., Any], device: torch.device, *args: Any) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+class IterationTimer(L.Callback):
+    """Wall seconds of every training step (one distillation iteration), in :attr:`seconds`."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_start(self, *args: object) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, *args: object) -> None:
+        self.seconds.append(time.perf_counter() - self._start)

@@ -23,33 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import IterationTimer
 from official_drivers import time_official_dsa, time_official_idc
 
 from lightning_dd.data import RealDataModule
 from lightning_dd.methods import DSA, IDC
-
-
-class IterationTimer(L.Callback):
-    """Wall seconds of every training step (one distillation iteration)."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_start(self, *args: Any) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, *args: Any) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def time_ours(model: L.LightningModule, data: RealDataModule, iterations: int, warmup: int) -> list[float]:

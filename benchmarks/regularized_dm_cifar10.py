@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import lightning as L
 import torch
+from _timing import IterationTimer
 
 from lightning_dd._atomic import atomic_json_dump
 from lightning_dd.callbacks import DistilledSetEvaluator
@@ -25,20 +25,6 @@ from lightning_dd.losses import CMILoss
 from lightning_dd.methods import DM
 from lightning_dd.pretrained import ProxyPool
 from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer
-
-
-class IterationTimer(L.Callback):
-    """Wall time of every training step (one distillation iteration)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_start(self, *args: object) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, *args: object) -> None:
-        self.times.append(time.perf_counter() - self._start)
 
 
 def final_cmi(images: torch.Tensor, labels: torch.Tensor, pool: ProxyPool) -> float:
@@ -83,7 +69,7 @@ def main() -> None:
                             enable_model_summary=False, callbacks=[timer, evaluator])
         trainer.fit(model, data)
         distilled = model.distilled_set()
-        times = timer.times
+        times = timer.seconds
         seconds = sum(times[1:]) / max(1, len(times) - 1)  # the first iteration includes loading the pool
         cmi = final_cmi(distilled.images, distilled.labels, pool)
         results[name] = {**evaluator.results["DM"]["convnet"], "cmi": cmi, "seconds_per_iteration": seconds}

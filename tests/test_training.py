@@ -283,7 +283,7 @@ def test_cutmix_pastes_one_box_of_the_partner_and_reports_the_kept_fraction(beta
         assert torch.equal(mixed[:, :, ~inside], x[:, :, ~inside])  # the image's own outside it
         assert kept == pytest.approx(1 - (y2 - y1) * (x2 - x1) / (h * w), abs=1e-12) and 0 <= kept <= 1
         boxes.add((y1, y2, x1, x2))
-    assert len(boxes) > 10 and (0, 0, 0, 0) not in boxes  # boxes vary, none empty at these sizes and seeds
+    assert len(boxes - {(0, 0, 0, 0)}) > 10  # boxes vary (an empty one is possible: lam near 1)
     assert torch.equal(x, distinct_images())  # the input is not modified
 
 
@@ -368,10 +368,11 @@ def test_cutmix_with_soft_labels_is_refused() -> None:
 
 
 def naive_idc_fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, *,
-                  epochs: int, batch_size: int, strategy: str, cutmix_prob: float, beta: float) -> None:
+                  epochs: int, batch_size: int, strategy: str, cutmix_prob: float, beta: float) -> tuple[int, int]:
     """The IDC training loop written out (``train.py``): augment, then CutMix with probability ``p``, the loss
-    weighting both labels by area; constant lr 0.01, momentum 0.9, weight decay 5e-4."""
+    weighting both labels by area; constant lr 0.01, momentum 0.9, weight decay 5e-4. Returns (mixed, steps)."""
     augment = IDCAugment(strategy)
+    mixed = steps = 0
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     for _ in range(epochs):
         net.train()
@@ -381,6 +382,7 @@ def naive_idc_fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, ge
             x, y = augment(images[idx], generator), labels[idx]
             if cutmix_prob and float(torch.rand(1, generator=generator)) < cutmix_prob:
                 x, (partner, kept) = cutmix(x, generator, beta)
+                mixed += 1
                 logits = net(x)
                 loss = (kept * nn.functional.cross_entropy(logits, y)
                         + (1 - kept) * nn.functional.cross_entropy(logits, y[partner]))
@@ -389,19 +391,22 @@ def naive_idc_fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, ge
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            steps += 1
+    return mixed, steps
 
 
 @pytest.mark.parametrize(("cutmix_prob", "beta"), [(0.0, 1.0), (0.5, 1.0), (1.0, 2.0)])
 def test_idc_recipe_equals_the_written_out_idc_loop(cutmix_prob: float, beta: float) -> None:
     images, labels = data()
     strategy = "color_crop_flip_scale_rotate"
-    recipe = TrainRecipe(epochs=2, batch_size=8, augmentation="idc", dsa_strategy=strategy, cutmix_prob=cutmix_prob,
+    recipe = TrainRecipe(epochs=1, batch_size=8, augmentation="idc", dsa_strategy=strategy, cutmix_prob=cutmix_prob,
                          cutmix_beta=beta)
     net, reference = make_net(), make_net()
     g, g_ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     fit_classifier(net, images, labels, recipe, g)
-    naive_idc_fit(reference, images, labels, g_ref, epochs=2, batch_size=8, strategy=strategy,
-                  cutmix_prob=cutmix_prob, beta=beta)
+    mixed, steps = naive_idc_fit(reference, images, labels, g_ref, epochs=1, batch_size=8, strategy=strategy,
+                                 cutmix_prob=cutmix_prob, beta=beta)
+    assert steps == 5 and mixed == {0.0: 0, 0.5: 3, 1.0: 5}[cutmix_prob]  # p = 0.5 mixes some batches, not all
     assert_same_parameters(net, reference)
     assert torch.equal(g.get_state(), g_ref.get_state())
 
@@ -409,7 +414,7 @@ def test_idc_recipe_equals_the_written_out_idc_loop(cutmix_prob: float, beta: fl
 @pytest.mark.parametrize("augmentation", ["dsa", "idc"])
 def test_cutmix_prob_zero_draws_nothing(augmentation: str) -> None:
     images, labels = data()
-    base = {"epochs": 2, "batch_size": 8, "augmentation": augmentation, "dsa_strategy": "color_crop"}
+    base = {"epochs": 1, "batch_size": 8, "augmentation": augmentation, "dsa_strategy": "color_crop"}
     runs = {}
     for name, extra in (("without", {}), ("zero", {"cutmix_prob": 0.0, "cutmix_beta": 3.0}),
                         ("tiny", {"cutmix_prob": 1e-12})):
