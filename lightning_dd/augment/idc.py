@@ -80,6 +80,9 @@ class IDCAugment(DSA):
             return x
         if params.op_names is not None and tuple(params.op_names) != self.ops:
             raise ValueError(f"params were sampled for ops {params.op_names}, this IDCAugment draws from {self.ops}")
+        if params.image_size is not None and tuple(params.image_size) != (x.shape[2], x.shape[3]):
+            raise ValueError(f"params were sampled for image size {params.image_size}, got images of size "
+                             f"{(x.shape[2], x.shape[3])}")
         b, g = x.shape[0], params.num_groups
         if g == 0 or b % g:
             raise ValueError(f"batch size {b} is not a multiple of the number of parameter groups {g}")

@@ -18,6 +18,10 @@ mode for the matching; the inner training runs in train mode again.
 
 Counting: an iteration takes ``outer_loop`` image steps, so ``trainer.max_steps = outer_loop * iterations``
 (the reference's 1000 iterations at IPC 10 are ``max_steps 10000``).
+
+DDP: every rank draws its own real batches (the sampler is rank-aware) and the same network, augmentation and
+inner-training draws (the run's generator is the same on every rank); the image gradients are averaged, so the
+synthetic set, and with it the inner network trained on it, stays identical across ranks.
 """
 
 from __future__ import annotations

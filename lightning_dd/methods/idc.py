@@ -20,6 +20,10 @@ So ``trainer.max_steps = num_classes * iterations`` and the reference's 2000 out
 200 000 iterations. ``batched_classes`` computes every class's real gradients in one vmapped pass before the class
 loop (the network does not change inside it, so the result is the loop's); the synthetic side stays per class, since
 each class's loss is taken after the previous class's step (its momentum moves every image).
+
+DDP: the network is rank-local. Every rank draws its own real batches and extra images, so each trains its own copy
+on different real data (as the reference's single process would see more data); the image gradients are averaged,
+which keeps the synthetic set identical across ranks.
 """
 
 from __future__ import annotations

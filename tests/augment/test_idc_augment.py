@@ -317,8 +317,6 @@ def test_params_of_another_strategy_are_refused() -> None:
         IDCAugment("color_crop")(x[0], gen(16))
 
 
-@pytest.mark.xfail(strict=True, reason="IDCAugment.apply checks params.image_size only through the drawn op's DSA: "
-                   "a strategy without a drawn op (cutout/color/flip only) applies params of another image size")
 def test_params_of_another_image_size_are_refused_without_a_drawn_op() -> None:
     aug = IDCAugment("cutout")
     params = aug.sample(2, gen(17), image_size=SIZE)

@@ -1,11 +1,13 @@
-"""ClassIndexedImages and ClassBalancedBatchSampler."""
+"""ClassIndexedImages, ClassBalancedBatchSampler, and the RealDemand batches of StreamBatchSampler / RealDataModule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lightning_dd.data import ClassBalancedBatchSampler, ClassIndexedImages
+from lightning_dd.data import ClassBalancedBatchSampler, ClassIndexedImages, RealDataModule
+from lightning_dd.data.loaders import StreamBatchSampler
+from lightning_dd.data.protocol import RealDemand
 from lightning_dd.seeding import derive_seed
 
 
@@ -114,3 +116,110 @@ def test_sampler_is_its_own_sampler_for_lightning() -> None:
     loader = DataLoader(list(range(24)), batch_sampler=sampler)
     _set_sampler_epoch(loader, 4)
     assert sampler.epoch == 4
+
+
+# ------------------------------------------------------------------------------------------------ RealDemand
+
+
+def _stream(demand: RealDemand | None = None, position: int = 0, **kwargs: object) -> StreamBatchSampler:
+    store = _store([6, 4, 9, 5])
+    args: dict = {"per_class": 3, "num_batches": 5, "seed": 7, "rank": 0, "world_size": 2, **kwargs}
+    return StreamBatchSampler(store.indices_by_class, position=lambda: position, demand=demand, **args)
+
+
+def test_demanded_batch_is_parts_then_distinct_extras() -> None:
+    store = _store([6, 4, 9, 5])
+    plain = _sampler(world_size=2)
+    sampler = _stream(RealDemand(class_batches=3, extra_images=5))
+    for g in (0, 4, 5, 13):
+        batch = sampler.stream_batch(g, 0)
+        assert len(batch) == 3 * 12 + 5
+        parts = [batch[12 * p : 12 * p + 12] for p in range(3)]
+        for part in parts:
+            assert store.labels[torch.tensor(part)].tolist() == [c for c in range(4) for _ in range(3)]
+            assert all(len(set(part[3 * c : 3 * c + 3])) == 3 for c in range(4))  # per_class distinct per class
+        assert parts[0] == plain.batch(g % 5, epoch=g // 5, rank=0)  # part 0: the plain batch at that position
+        assert parts[0] != parts[1] and parts[1] != parts[2] and parts[0] != parts[2]  # independent draws
+        extra = batch[36:]
+        assert len(set(extra)) == 5 and all(0 <= i < 24 for i in extra)
+    extras = {i for g in range(40) for i in sampler.stream_batch(g, 0)[36:]}
+    assert extras == set(range(24))  # uniform over the whole train split, not class-balanced
+
+
+def test_default_demand_leaves_batches_plain() -> None:
+    plain = _sampler(world_size=2)
+    for demand in (None, RealDemand(), RealDemand(1, 0)):
+        sampler = _stream(demand, position=7)
+        assert sampler.demand == RealDemand(class_batches=1, extra_images=0)
+        assert list(sampler) == [plain.batch(g % 5, epoch=g // 5, rank=0) for g in range(7, 12)]
+
+
+def test_demanded_batches_are_reproducible_and_rank_dependent() -> None:
+    demand = RealDemand(class_batches=2, extra_images=4)
+    a, b = _stream(demand, position=3), _stream(demand, position=3)
+    assert list(a) == list(b) == [a.stream_batch(g, 0) for g in range(3, 8)]
+    assert a.stream_batch(6, 0) == _stream(demand).stream_batch(6, 0)  # random access: no replay needed
+    r1 = _stream(demand, rank=1)
+    for g in range(5):
+        mine, other = a.stream_batch(g, 0), r1.stream_batch(g, 1)
+        assert mine[:12] != other[:12] and mine[12:24] != other[12:24] and mine[24:] != other[24:]
+    assert a.stream_batch(1, 0)[24:] != a.stream_batch(2, 0)[24:]  # positions differ in their extras too
+    assert _stream(demand, seed=8).stream_batch(0, 0) != a.stream_batch(0, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"class_batches": 0}, r"RealDemand.class_batches must be an integer >= 1, got 0"),
+        ({"extra_images": -1}, r"RealDemand.extra_images must be an integer >= 0, got -1"),
+        ({"class_batches": True}, r"RealDemand.class_batches must be an integer >= 1, got True"),
+        ({"extra_images": False}, r"RealDemand.extra_images must be an integer >= 0, got False"),
+        ({"class_batches": 2.0}, r"RealDemand.class_batches must be an integer >= 1, got 2.0"),
+    ],
+)
+def test_demand_validation_names_the_field(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RealDemand(**kwargs)
+
+
+def test_extra_images_beyond_the_dataset_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"RealDemand.extra_images=25 exceeds the 24 train images"):
+        _stream(RealDemand(extra_images=25))
+    everything = _stream(RealDemand(extra_images=24)).stream_batch(2, 0)[12:]
+    assert sorted(everything) == list(range(24))  # exactly the dataset: a permutation of it
+
+
+def test_data_module_batches_follow_its_demand() -> None:
+    dm = RealDataModule("digits", batch_real=4, iterations_per_epoch=2)
+    dm.set_real_demand(RealDemand(3, 5))
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    store = dm.store
+    assert len(batches) == len(loader) == 2
+    blocks = [c for c in range(10) for _ in range(4)]
+    for g, (images, labels) in enumerate(batches):
+        assert images.shape == (3 * 10 * 4 + 5, 1, 8, 8) and labels.shape == (125,)
+        assert labels[:120].tolist() == blocks * 3
+        indices = loader.batch_sampler.stream_batch(g, 0)
+        assert len(set(indices[120:])) == 5
+        assert torch.equal(images, store.images[torch.tensor(indices)])
+        assert torch.equal(labels, store.labels[torch.tensor(indices)])
+        plain = ClassBalancedBatchSampler(store.indices_by_class, 4, 2, seed=0, rank=0)
+        assert indices[:40] == plain.batch(g, epoch=0)
+    assert not torch.equal(batches[0][0][:40], batches[0][0][40:80])  # parts are independent draws
+
+    state = dm.state_dict()
+    assert state["config"]["demand"] == {"class_batches": 3, "extra_images": 5}
+    same = RealDataModule("digits", batch_real=4, iterations_per_epoch=2)
+    same.set_real_demand(RealDemand(3, 5))
+    same.load_state_dict({**state, "position": 3})
+    assert same.state_dict()["position"] == 3
+    for demand in (RealDemand(), RealDemand(3, 4)):
+        other = RealDataModule("digits", batch_real=4, iterations_per_epoch=2)
+        other.set_real_demand(demand)
+        with pytest.raises(ValueError, match=r"data\.demand: checkpoint RealDemand\(class_batches=3, extra_images=5\)"):
+            other.load_state_dict(state)
+    plain_state = RealDataModule("digits", batch_real=4, iterations_per_epoch=2).state_dict()
+    assert plain_state["config"]["demand"] == {"class_batches": 1, "extra_images": 0}
+    with pytest.raises(ValueError, match=r"data\.demand"):
+        dm.load_state_dict(plain_state)
