@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: no process group or cache leaks between tests."""
+"""Suite-wide fixtures: no process group or cache leaks between tests; a tiny real proxy pool (CMI / IID tests)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+
+from lightning_dd.pretrained import ProxyPool
+from tests.regularizers.pools import digits_pool
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +25,17 @@ def _isolated_tensor_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     cache = tmp_path / "tensor-cache"
     monkeypatch.setenv("LIGHTNING_DD_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> ProxyPool:
+    """The pool as returned by ``pretrain_proxies`` (in memory)."""
+    with pytest.MonkeyPatch.context() as mp:  # module scope: keep decoded-image caches out of the user's cache
+        mp.setenv("LIGHTNING_DD_CACHE", str(tmp_path_factory.mktemp("pool-cache")))
+        return digits_pool()
+
+
+@pytest.fixture(scope="module")
+def pool_path(pool: ProxyPool, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same pool written to a file (what configs and the CLI take)."""
+    return pool.save(tmp_path_factory.mktemp("pool") / "digits_convnet.pt")

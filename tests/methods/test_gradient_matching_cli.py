@@ -11,7 +11,6 @@ import pytest
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.cli import main
-from tests.regularizers.conftest import pool, pool_path  # noqa: F401  (fixtures)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = ["--data.dataset", "digits", "--data.batch_real", "8", "--model.ipc", "1", "--trainer.accelerator", "cpu",
@@ -45,7 +44,7 @@ def test_dc_and_dsa_fit_through_the_cli(method: str, tmp_path: Path) -> None:
     assert d.hparams["metric"] == "ours" and d.hparams["dsa_strategy"] == ("none" if method == "dc" else "auto")
 
 
-def test_dsa_with_cmi_and_iid(tmp_path: Path, pool_path: Path) -> None:  # noqa: F811
+def test_dsa_with_cmi_and_iid(tmp_path: Path, pool_path: Path) -> None:
     d = fit("dsa", tmp_path, "--trainer.max_steps", "2", "--trainer.callbacks=[]", "--model.ipc", "2",
             "--model.outer_loop", "2", "--model.inner_loop", "1", *regularizers(pool_path),
             "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path),
@@ -57,7 +56,7 @@ def test_dsa_with_cmi_and_iid(tmp_path: Path, pool_path: Path) -> None:  # noqa:
     assert "reg/cmi" in header and "reg/iid_cc" in header and "reg/iid_cm" in header  # the hook reached both
 
 
-def test_idc_fits_decodes_and_evaluates_with_its_own_recipe(tmp_path: Path, pool_path: Path) -> None:  # noqa: F811
+def test_idc_fits_decodes_and_evaluates_with_its_own_recipe(tmp_path: Path, pool_path: Path) -> None:
     d = fit("idc", tmp_path, "--trainer.max_steps", "20", "--model.n_data", "64", "--model.inner_loop", "2",
             "--trainer.callbacks+=lightning_dd.callbacks.DistilledSetEvaluator", "--trainer.callbacks.recipe", "idc",
             "--trainer.callbacks.num_students", "1", "--trainer.callbacks.epochs", "2",

@@ -17,7 +17,6 @@ from lightning_dd.methods.idc import mix_init
 from lightning_dd.regularizers import CMIRegularizer
 from lightning_dd.synthetic import decode_grid
 from tests.helpers import quiet_trainer
-from tests.regularizers.conftest import pool, pool_path  # noqa: F401  (fixtures)
 
 
 def tiny(**kwargs: Any) -> IDC:
