@@ -143,3 +143,24 @@ def test_idc_refuses_other_spaces_and_inits() -> None:
         tiny(init="kmeans")
     with pytest.raises(ValueError, match="factor must be an integer >= 1"):
         tiny(factor=0)
+
+
+def test_regularizers_see_one_class_of_decoded_pixels_per_step(tmp_path: Any, pool_path: Any) -> None:
+    """IDC's per-class CMI: each step hands the regularizer the class's decoded images in [0, 1] pixel space (the
+    proxy pool normalises them: lightning_dd.pretrained.proxies.to_proxy_input)."""
+    cmi = CMIRegularizer(pool=str(pool_path), weight=1.0)
+    seen: list[tuple[str, tuple[int, ...], list[int]]] = []
+    original = cmi.terms
+
+    def spy(ctx: Any) -> Any:
+        if not seen:  # the first step sees the clamped initial pixels
+            assert float(ctx.synthetic.min()) >= 0 and float(ctx.synthetic.max()) <= 1
+        seen.append((ctx.space, tuple(ctx.synthetic.shape), ctx.labels.unique().tolist()))
+        assert ctx.synthetic.requires_grad
+        return original(ctx)
+
+    cmi.terms = spy  # type: ignore[method-assign]
+    model = tiny(ipc=2, regularizers=[cmi])
+    fit(model, tmp_path, 1)
+    assert [s[2] for s in seen] == [[c] for c in range(10)]  # one class per step, in class order
+    assert all(space == "pixels" and shape == (8, 1, 8, 8) for space, shape, _ in seen)  # ipc x 2^2 decoded
