@@ -372,11 +372,14 @@ def test_readme_commands_parse(
     args = [a for a in args if not (a.startswith("[") or a.endswith("]"))]  # drop "[optional]" placeholders
     resolved = resolve(args, capsys)
     assert resolved["model"]["class_path"] in {m["class_path"] for m in METHODS.values()}
-    # a DM+CMI command of the table gets its published λ
+    # a DM/DC/DSA/IDC + CMI command of the tables gets its published λ
     init = resolved["model"]["init_args"]
+    method = next(k for k, m in METHODS.items() if m["class_path"] == resolved["model"]["class_path"])
+    table = DM_CMI_LAMBDA if method == "dm" else GM_CMI_LAMBDA.get(method, {})
+    cell = (resolved["data"]["init_args"]["dataset"], init["ipc"])
     for reg in init.get("regularizers") or []:
-        if reg["class_path"] == CMI and (resolved["data"]["init_args"]["dataset"], init["ipc"]) in DM_CMI_LAMBDA:
-            assert reg["init_args"]["weight"] == DM_CMI_LAMBDA[(resolved["data"]["init_args"]["dataset"], init["ipc"])]
+        if reg["class_path"] == CMI and cell in table:
+            assert reg["init_args"]["weight"] == table[cell]
 
 
 # ------------------------------------------------------------------------------------------ behaviour

@@ -88,7 +88,7 @@ def test_evaluate_artifact_returns_documented_dict(tmp_path: Path, digits_ipc10:
         batch_size=20,
         trainer_kwargs={"accelerator": "cpu", "default_root_dir": str(tmp_path)},
     )
-    assert set(result) == {"distilled", "dataset", "method", "ipc", "epochs", "runs", "results"}
+    assert set(result) == {"distilled", "dataset", "method", "ipc", "epochs", "recipe", "batch_size", "runs", "results"}
     assert result["distilled"] == str(path)
     assert (result["dataset"], result["method"], result["ipc"], result["epochs"], result["runs"]) == (
         "digits",
