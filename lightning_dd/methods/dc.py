@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from lightning_dd.data.protocol import RealDataSource, RealDemand
 from lightning_dd.losses import class_gradient_distances, matched_parameters
-from lightning_dd.losses.gradient import GradientMetric
+from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import Views
 from lightning_dd.methods.matching import MatchingModule
 from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
@@ -81,7 +81,8 @@ class DC(MatchingModule):
         batch_train: batch size of the inner training (reference 256).
         batched_classes: per-class gradients one class at a time (``False``, the reference loop), all classes in
             one vmapped pass (``True``), or ``"auto"``: batched on accelerators, the loop on the CPU (faster there;
-            ``benchmarks/gradient_matching.py``). BatchNorm networks (statistics frozen for matching) allow both.
+            ``benchmarks/gradient_matching_vs_official.py``). BatchNorm networks (statistics frozen for matching)
+            allow both.
         **kwargs: the arguments of :class:`~lightning_dd.methods.base.DistillationModule` (reference: SGD lr 0.1,
             momentum 0.5 on the images; DC ``dsa_strategy="none"``, DSA the dataset's strategy).
     """
@@ -103,6 +104,8 @@ class DC(MatchingModule):
         c, h, w = self.synthetic.image_shape
         net = create_network(network, c, self.num_classes, (h, w), generator=make_generator(self.seed, STREAM_TRAIN, 0))
         self.helpers = HelperNetworks(net=net)
+        if metric not in GRADIENT_METRICS:
+            raise ValueError(f"metric must be one of {GRADIENT_METRICS}, got {metric!r}")
         self.metric: GradientMetric = metric
         self.matched = matched_parameters(net, "all")
         self.inner_recipe = TrainRecipe(epochs=max(self.inner_loop, 1), lr=lr_net, momentum=0.0, weight_decay=0.0,

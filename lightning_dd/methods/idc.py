@@ -40,7 +40,7 @@ from lightning_dd.augment import IDCAugment
 from lightning_dd.data.protocol import RealDataSource, RealDemand
 from lightning_dd.data.types import normalize
 from lightning_dd.losses import class_gradients, gradient_distances, matched_parameters
-from lightning_dd.losses.gradient import GradientMetric
+from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import Views
 from lightning_dd.methods.matching import MatchingModule
 from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
@@ -108,6 +108,8 @@ class IDC(MatchingModule):
         c, h, w = self.synthetic.image_shape
         net = create_network(network, c, self.num_classes, (h, w), generator=make_generator(self.seed, STREAM_TRAIN, 0))
         self.helpers = HelperNetworks(net=net)
+        if metric not in GRADIENT_METRICS:
+            raise ValueError(f"metric must be one of {GRADIENT_METRICS}, got {metric!r}")
         self.metric: GradientMetric = metric
         self.matched = matched_parameters(net, matched)
         self.net_recipe = TrainRecipe(epochs=1, lr=lr_net, momentum=momentum_net, weight_decay=weight_decay_net,
