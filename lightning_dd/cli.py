@@ -165,8 +165,7 @@ def _available_methods() -> str:
 
     names = [name for name in methods.__all__
              if isinstance(getattr(methods, name), type) and issubclass(getattr(methods, name), DistillationModule)
-             and not getattr(getattr(methods, name), "__abstractmethods__", None)
-             and getattr(methods, name).method_name != "base"]  # bases (MatchingModule) are not methods
+             and not getattr(getattr(methods, name), "__abstractmethods__", None)]
     return ", ".join(names)
 
 

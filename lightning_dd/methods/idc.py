@@ -41,8 +41,8 @@ from lightning_dd.data.protocol import RealDataSource, RealDemand
 from lightning_dd.data.types import normalize
 from lightning_dd.losses import class_gradients, gradient_distances, matched_parameters
 from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
-from lightning_dd.methods.base import Views
-from lightning_dd.methods.matching import MatchingModule
+from lightning_dd.methods.base import DistillationModule, Views
+from lightning_dd.methods.matching import RealBatches
 from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
 from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
@@ -52,7 +52,7 @@ from lightning_dd.training import TrainRecipe, fit_classifier
 __all__ = ["IDC", "mix_init"]
 
 
-class IDC(MatchingModule):
+class IDC(RealBatches, DistillationModule):
     """IDC with multi-formation, per-class image steps and a network trained on real data between them.
 
     Args:
@@ -102,7 +102,7 @@ class IDC(MatchingModule):
             raise ValueError(f"lr_scaling must be 'reference' or 'none', got {lr_scaling!r}")
         if batched_classes not in (True, False, "auto"):
             raise ValueError(f"batched_classes must be true, false or 'auto', got {batched_classes!r}")
-        super().__init__(init=init, dsa_strategy=dsa_strategy, space=space, optimizer=optimizer,
+        super().__init__(init=init, dsa_strategy=dsa_strategy, space=space, optimizer=optimizer,  # type: ignore[arg-type]
                          **kwargs)
         self.match_augment = IDCAugment(dsa_strategy)
         c, h, w = self.synthetic.image_shape

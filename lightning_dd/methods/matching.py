@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from abc import abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from lightning_dd.data.protocol import RealDemand
 from lightning_dd.methods.base import DistillationModule
 from lightning_dd.regularizers.base import Views
 
-__all__ = ["MatchingModule"]
+__all__ = ["MatchingModule", "RealBatches"]
 
 
-class MatchingModule(DistillationModule):
-    """A method that matches the synthetic images to a class-balanced real batch (DM; DC, DSA, IDC, IDM next).
+class RealBatches:
+    """Reading the iteration's real batch (:meth:`DistillationModule.real_demand`): for every method that consumes
+    class-balanced batches, whether it takes one image step per batch (:class:`MatchingModule`) or one per class
+    (IDC overrides ``distill_step`` on ``DistillationModule`` with this mixin)."""
 
-    :meth:`distill_step` reshapes the batch by class (:meth:`real_by_class`) and takes one image step on
-    :meth:`match`; per-class methods override :meth:`distill_step` and call :meth:`image_step` per class.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        cls = type(self)
-        if cls.match is MatchingModule.match and cls.distill_step is MatchingModule.distill_step:
-            raise TypeError(f"Can't instantiate abstract class {cls.__name__}: implement match() (one image step per "
-                            "iteration) or distill_step() (per-class steps)")
-        super().__init__(*args, **kwargs)
-
-    def distill_step(self, batch: tuple[Tensor, Tensor]) -> None:
-        loss, views = self.match(self.real_by_class(batch))
-        self.image_step(loss, views)
-
-    def match(self, real: Tensor) -> tuple[Tensor, Views]:
-        """The matching loss of one image step and the views regularizers may use (abstract unless the method
-        overrides :meth:`distill_step` instead, as the per-class IDC does).
-
-        Args:
-            real: real images of every class in the data's space, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
-        """
-        raise NotImplementedError(f"{type(self).__name__} implements distill_step, not match")
+    # provided by DistillationModule (annotations only: nothing here shadows it in the MRO)
+    num_classes: int
+    _batch_checked: bool
+    real_demand: Callable[[], RealDemand]
 
     def real_by_class(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Reshape a class-sorted, class-balanced batch into ``(K, k, C, H, W)``; its labels are checked once."""
@@ -71,3 +56,23 @@ class MatchingModule(DistillationModule):
             self._batch_checked = True
         parts = images[:balanced].view(n_parts, self.num_classes, per_class, *images.shape[1:])
         return parts, images[balanced:], labels[balanced:]
+
+
+class MatchingModule(RealBatches, DistillationModule):
+    """A method that matches the synthetic images to a class-balanced real batch (DM; DC, DSA, IDC, IDM next).
+
+    :meth:`distill_step` reshapes the batch by class (:meth:`real_by_class`) and takes one image step on
+    :meth:`match`; per-class methods override :meth:`distill_step` and call :meth:`image_step` per class.
+    """
+
+    def distill_step(self, batch: tuple[Tensor, Tensor]) -> None:
+        loss, views = self.match(self.real_by_class(batch))
+        self.image_step(loss, views)
+
+    @abstractmethod
+    def match(self, real: Tensor) -> tuple[Tensor, Views]:
+        """The matching loss of one image step and the views regularizers may use.
+
+        Args:
+            real: real images of every class in the data's space, ``(K, k, C, H, W)`` (class ``c`` in ``real[c]``).
+        """
