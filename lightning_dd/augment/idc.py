@@ -49,6 +49,9 @@ class IDCAugment(DSA):
         super().__init__(strategy, constants, align_corners)
         self._listed = listed
         self.ops = tuple(op for op in listed if op not in ALWAYS_APPLIED)
+        # the drawn op's applier, and the sampler (every field is drawn whatever the ops; "crop" when none remain)
+        self._drawn = DSA("_".join(self.ops), constants, align_corners)
+        self._sampler = DSA("_".join(self.ops or ("crop",)), constants, align_corners)
 
     @property
     def is_identity(self) -> bool:
@@ -60,8 +63,7 @@ class IDCAugment(DSA):
         the op once per call, whatever the mode), so ``shared_op`` is always true here."""
         if self.is_identity:
             return DSA.identity().sample(num_groups, generator, image_size=image_size)
-        sampler = DSA("_".join(self.ops or ("crop",)), self.constants, self.align_corners)
-        params = sampler.sample(num_groups, generator, shared_op=True, image_size=image_size)
+        params = self._sampler.sample(num_groups, generator, shared_op=True, image_size=image_size)
         if not self.ops:  # nothing to draw from: the op index means nothing
             params.ops = torch.full_like(params.ops, -1)
         params.op_names = self.ops
@@ -90,7 +92,7 @@ class IDCAugment(DSA):
         for op in (op for op in self.always if op != "cutout"):  # flip, then color
             x = self._run_op(op, x, self._per_image_fields(op, params, None, k, x.device))
         if self.ops:
-            x = DSA("_".join(self.ops), self.constants, self.align_corners).apply(x, params)
+            x = self._drawn.apply(x, params)
         if "cutout" in self.always:
             x = self._run_op("cutout", x, self._per_image_fields("cutout", params, None, k, x.device))
         return x

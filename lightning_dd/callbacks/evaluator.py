@@ -204,9 +204,8 @@ class DistilledSetEvaluator(Callback):
         test_images, test_labels = self._test_split(trainer, distilled)
         # the whole-set comparison keeps the reference recipe with its own batch size
         recipe_name = self.recipe if batch_size is None else "reference"
-        strategy = distilled.dsa_strategy if recipe_name == "reference" else None
-        recipe = StudentRecipe.named(recipe_name, epochs=epochs or self.epochs,
-                                     batch_size=batch_size or self.batch_size, dsa_strategy=strategy)
+        recipe = StudentRecipe.named(recipe_name, default_strategy=distilled.dsa_strategy, epochs=epochs or self.epochs,
+                                     batch_size=batch_size or self.batch_size)
         autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(trainer.precision))
         if module.device.type == "cpu" and autocast == torch.float16:
             autocast = torch.bfloat16

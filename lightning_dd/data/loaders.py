@@ -119,10 +119,10 @@ class StreamBatchSampler(ClassBalancedBatchSampler):
         super().__init__(*args, **kwargs)
         self._position = position
         self.demand = demand = demand or RealDemand()
-        self._num_images = sum(int(idx.numel()) for idx in self.indices_by_class)
-        if demand.extra_images > self._num_images:
-            raise ValueError(f"RealDemand.extra_images={demand.extra_images} exceeds the {self._num_images} train "
-                             "images")
+        self._all_indices = torch.cat(self.indices_by_class)  # the extra images are drawn from these
+        if demand.extra_images > self._all_indices.numel():
+            raise ValueError(f"RealDemand.extra_images={demand.extra_images} exceeds the {self._all_indices.numel()} "
+                             "train images")
 
     def stream_batch(self, g: int, rank: int) -> list[int]:
         """Indices of stream batch ``g``: the demand's class-balanced parts, then its uniformly random extra images
@@ -131,8 +131,8 @@ class StreamBatchSampler(ClassBalancedBatchSampler):
         indices = [i for part in range(self.demand.class_batches) for i in self.batch(b, epoch, rank, part)]
         if self.demand.extra_images:
             gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SAMPLER_EXTRA, epoch, rank, b))
-            order = torch.randperm(self._num_images, generator=gen)[: self.demand.extra_images]
-            indices += torch.cat(self.indices_by_class)[order].tolist()
+            order = torch.randperm(self._all_indices.numel(), generator=gen)[: self.demand.extra_images]
+            indices += self._all_indices[order].tolist()
         return indices
 
     def set_epoch(self, epoch: int) -> None:

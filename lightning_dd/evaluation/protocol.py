@@ -69,13 +69,17 @@ class StudentRecipe:
         self.train_recipe()  # validates the remaining fields (lr, momentum, strategy, ...) with clear messages
 
     @classmethod
-    def named(cls, name: str, **overrides: Any) -> StudentRecipe:
+    def named(cls, name: str, default_strategy: str | None = None, **overrides: Any) -> StudentRecipe:
         """A recipe of :data:`STUDENT_RECIPES` (``"reference"``: DC/DSA/DM's ``evaluate_synset``; ``"idc"``: IDC's
-        ``train.py``), with ``overrides`` (``None`` values ignored) on top."""
+        ``train.py``), with ``overrides`` (``None`` values ignored) on top. ``default_strategy`` (e.g. the artifact's
+        DSA strategy) is used when the recipe brings no augmentation strategy of its own and none is overridden."""
         if name not in STUDENT_RECIPES:
             raise ValueError(f"unknown evaluation recipe {name!r}; allowed: {', '.join(STUDENT_RECIPES)}")
+        base = dict(STUDENT_RECIPES[name])
+        if default_strategy is not None:
+            base.setdefault("dsa_strategy", default_strategy)
         given = {k: v for k, v in overrides.items() if v is not None}
-        return cls(**{**STUDENT_RECIPES[name], **given, "name": name})
+        return cls(**{**base, **given, "name": name})
 
     @property
     def milestone_epochs(self) -> tuple[int, ...]:

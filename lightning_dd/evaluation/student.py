@@ -49,9 +49,8 @@ class StudentClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.seed = int(seed)
-        strategy = dsa_strategy if recipe == "reference" else None  # a named recipe brings its own augmentation
-        self.recipe = StudentRecipe.named(recipe, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                          dsa_strategy=strategy)
+        self.recipe = StudentRecipe.named(recipe, default_strategy=dsa_strategy, epochs=epochs, lr=lr,
+                                          momentum=momentum, weight_decay=weight_decay)
         c, h, w = image_shape
         self.net = create_network(network, c, num_classes, (h, w), generator=make_generator(seed, STREAM_EVAL))
         self.augment = self.recipe.augmenter()

@@ -37,10 +37,9 @@ from lightning_dd.data.protocol import RealDataSource, RealDemand
 from lightning_dd.losses import class_gradient_distances, matched_parameters
 from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import Views
-from lightning_dd.methods.matching import MatchingModule
-from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
+from lightning_dd.methods.matching import MatchingModule, check_batched, check_int, matching_network, resolve_batched
+from lightning_dd.networks import HelperNetworks, NetworkName, has_batchnorm, reinitialize_
 from lightning_dd.regularizers.base import VIEW_FEATURE_MAPS
-from lightning_dd.seeding import STREAM_TRAIN, make_generator
 from lightning_dd.training import TrainRecipe, fit_classifier
 
 __all__ = ["DC", "DSA", "LOOPS", "get_loops"]
@@ -62,10 +61,6 @@ def get_loops(ipc: int) -> tuple[int, int]:
         raise ValueError(f"no reference (outer_loop, inner_loop) for ipc={ipc} (tabled IPCs: {sorted(LOOPS)}); pass "
                          "model.outer_loop and model.inner_loop")
     return LOOPS[ipc]
-
-
-def _has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 class DC(MatchingModule):
@@ -97,19 +92,18 @@ class DC(MatchingModule):
                  **kwargs: Any) -> None:
         super().__init__(dsa_strategy=dsa_strategy, optimizer=optimizer, **kwargs)
         loops = get_loops(self.ipc) if "auto" in (outer_loop, inner_loop) else (0, 0)
-        self.outer_loop = _positive("outer_loop", loops[0] if outer_loop == "auto" else outer_loop)
-        self.inner_loop = _positive("inner_loop", loops[1] if inner_loop == "auto" else inner_loop, low=0)
-        if batched_classes not in (True, False, "auto"):
-            raise ValueError(f"batched_classes must be true, false or 'auto', got {batched_classes!r}")
-        c, h, w = self.synthetic.image_shape
-        net = create_network(network, c, self.num_classes, (h, w), generator=make_generator(self.seed, STREAM_TRAIN, 0))
+        auto = " (or 'auto')"
+        self.outer_loop = check_int("outer_loop", loops[0] if outer_loop == "auto" else outer_loop, 1, auto)
+        self.inner_loop = check_int("inner_loop", loops[1] if inner_loop == "auto" else inner_loop, 0, auto)
+        check_batched(batched_classes)
+        net = matching_network(self, network)
         self.helpers = HelperNetworks(net=net)
         if metric not in GRADIENT_METRICS:
             raise ValueError(f"metric must be one of {GRADIENT_METRICS}, got {metric!r}")
         self.metric: GradientMetric = metric
         self.matched = matched_parameters(net, "all")
         self.inner_recipe = TrainRecipe(epochs=max(self.inner_loop, 1), lr=lr_net, momentum=0.0, weight_decay=0.0,
-                                        batch_size=_positive("batch_train", batch_train))
+                                        batch_size=check_int("batch_train", batch_train))
         self.batched = False  # resolved in configure_method
 
     @property
@@ -121,8 +115,7 @@ class DC(MatchingModule):
         return RealDemand(class_batches=self.outer_loop)
 
     def configure_method(self, data: RealDataSource) -> None:
-        setting = self.hparams["batched_classes"]
-        self.batched = self.trainer.strategy.root_device.type != "cpu" if setting == "auto" else bool(setting)
+        self.batched = resolve_batched(self.hparams["batched_classes"], self.trainer.strategy.root_device)
         self.inner_recipe = dataclasses.replace(self.inner_recipe, dsa_strategy=self.dsa.strategy or "none")
 
     def on_fit_start(self) -> None:
@@ -135,7 +128,7 @@ class DC(MatchingModule):
         net.train()
         for step in range(self.outer_loop):
             real = parts[step]
-            if _has_batchnorm(net):
+            if has_batchnorm(net):
                 self.freeze_batchnorm(net, real[:, :BN_IMAGES_PER_CLASS])
             loss, views = self.match(real)
             self.image_step(loss, views)
@@ -187,8 +180,3 @@ class DSA(DC):
     def __init__(self, dsa_strategy: str = "auto", **kwargs: Any) -> None:
         super().__init__(dsa_strategy=dsa_strategy, **kwargs)
 
-
-def _positive(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low} (or 'auto' where allowed), got {value!r}")
-    return value

@@ -19,10 +19,9 @@ from torch import Tensor, nn
 from lightning_dd.data.protocol import RealDataSource
 from lightning_dd.losses import distribution_matching
 from lightning_dd.methods.base import Views
-from lightning_dd.methods.matching import MatchingModule
-from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
+from lightning_dd.methods.matching import MatchingModule, matching_network
+from lightning_dd.networks import HelperNetworks, NetworkName, has_batchnorm, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
-from lightning_dd.seeding import STREAM_TRAIN, make_generator
 
 
 class DM(MatchingModule):
@@ -53,10 +52,8 @@ class DM(MatchingModule):
         if classes_per_forward is None:
             raise ValueError("classes_per_forward must be 'auto' or an integer >= 1, got None")
         super().__init__(**kwargs)
-        c, h, w = self.synthetic.image_shape
-        # built without touching the global RNG; re-drawn from the run's generator every iteration
-        generator = make_generator(self.seed, STREAM_TRAIN, 0)
-        net = create_network(network, c, self.num_classes, (h, w), generator=generator).requires_grad_(False)
+        # re-drawn from the run's generator every iteration
+        net = matching_network(self, network).requires_grad_(False)
         self.helpers = HelperNetworks(embedder=net)
         self.chunk_size = 0  # resolved in configure_method
         self.real_per_forward: int | None = None  # resolved in configure_method
@@ -70,22 +67,19 @@ class DM(MatchingModule):
         self.chunk_size = self.resolve_chunk_size(device)
         self.real_per_forward = self.resolve_real_per_forward(device)
 
-    def _has_batchnorm(self) -> bool:
-        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.embedder.modules())
-
     def resolve_real_per_forward(self, device: torch.device) -> int | None:
         """Real images per forward for ``device`` under the ``real_images_per_forward`` setting."""
         setting = self.hparams["real_images_per_forward"]
         if setting != "auto":
             return None if setting is None else int(setting)
-        return 16 if device.type == "cpu" and not self._has_batchnorm() else None
+        return 16 if device.type == "cpu" and not has_batchnorm(self.embedder) else None
 
     def resolve_chunk_size(self, device: torch.device) -> int:
         """Classes per forward for ``device`` under the ``classes_per_forward`` setting."""
         setting = self.hparams["classes_per_forward"]
         if setting != "auto":
             return min(int(setting), self.num_classes)
-        return self.num_classes if device.type != "cpu" or self._has_batchnorm() else 1
+        return self.num_classes if device.type != "cpu" or has_batchnorm(self.embedder) else 1
 
     def on_fit_start(self) -> None:
         self.helpers.on(self.device)

@@ -42,10 +42,10 @@ from lightning_dd.data.types import normalize
 from lightning_dd.losses import class_gradients, gradient_distances, matched_parameters
 from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import DistillationModule, Views
-from lightning_dd.methods.matching import RealBatches
-from lightning_dd.networks import HelperNetworks, NetworkName, create_network, reinitialize_
+from lightning_dd.methods.matching import RealBatches, check_batched, check_int, matching_network, resolve_batched
+from lightning_dd.networks import HelperNetworks, NetworkName, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
-from lightning_dd.seeding import STREAM_INIT, STREAM_TRAIN, make_generator
+from lightning_dd.seeding import STREAM_INIT, make_generator
 from lightning_dd.synthetic import FactorizedSyntheticSet, SyntheticSet
 from lightning_dd.training import TrainRecipe, fit_classifier
 
@@ -96,17 +96,14 @@ class IDC(RealBatches, DistillationModule):
                  **kwargs: Any) -> None:
         for name, value, low in (("factor", factor, 1), ("inner_loop", inner_loop, 1), ("n_data", n_data, 0),
                                  ("batch_net", batch_net, 1), ("batch_syn_max", batch_syn_max, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         if lr_scaling not in ("reference", "none"):
             raise ValueError(f"lr_scaling must be 'reference' or 'none', got {lr_scaling!r}")
-        if batched_classes not in (True, False, "auto"):
-            raise ValueError(f"batched_classes must be true, false or 'auto', got {batched_classes!r}")
+        check_batched(batched_classes)
         super().__init__(init=init, dsa_strategy=dsa_strategy, space=space, optimizer=optimizer,  # type: ignore[arg-type]
                          **kwargs)
         self.match_augment = IDCAugment(dsa_strategy)
-        c, h, w = self.synthetic.image_shape
-        net = create_network(network, c, self.num_classes, (h, w), generator=make_generator(self.seed, STREAM_TRAIN, 0))
+        net = matching_network(self, network)
         self.helpers = HelperNetworks(net=net)
         if metric not in GRADIENT_METRICS:
             raise ValueError(f"metric must be one of {GRADIENT_METRICS}, got {metric!r}")
@@ -149,8 +146,7 @@ class IDC(RealBatches, DistillationModule):
         return optimizer
 
     def configure_method(self, data: RealDataSource) -> None:
-        setting = self.hparams["batched_classes"]
-        self.batched = self.trainer.strategy.root_device.type != "cpu" if setting == "auto" else bool(setting)
+        self.batched = resolve_batched(self.hparams["batched_classes"], self.trainer.strategy.root_device)
 
     def initialize_images(self, source: RealDataSource) -> None:
         n = self.ipc * self.synthetic.factor ** 2
@@ -200,7 +196,8 @@ class IDC(RealBatches, DistillationModule):
         parts, extra, extra_labels = self.split_real(batch)
         self._start_network()
         net = self.helpers["net"]
-        mean, std = self.data_meta["mean"], self.data_meta["std"]
+        mean = torch.tensor(self.data_meta["mean"], device=parts.device)  # once per iteration, on the device
+        std = torch.tensor(self.data_meta["std"], device=parts.device)
         real = normalize(parts[0], mean, std)  # (K, k, C, H, W)
         size = tuple(real.shape[-2:])
         params = [self.match_augment.sample(1, self.generator, image_size=size) for _ in range(self.num_classes)]
@@ -218,20 +215,20 @@ class IDC(RealBatches, DistillationModule):
                         else class_gradients(net, real[c : c + 1], classes[c : c + 1], self.matched))
             g_syn = class_gradients(net, augmented[None], classes[c : c + 1], self.matched, create_graph=True)
             loss = gradient_distances(g_syn, g_real_c, self.metric)[0]
-            self.image_step(loss, self.class_views(net, syn, labels, augmented, real[c]))
+            self.image_step(loss, self.class_views(net, syn, labels, augmented, real[c], (mean, std)))
         if extra.shape[0]:
             assert self.net_optimizer is not None
             fit_classifier(net, normalize(extra, mean, std), extra_labels, self.net_recipe, self.generator,
                            optimizer=self.net_optimizer)
 
-    def class_views(self, net: torch.nn.Module, syn: Tensor, labels: Tensor, augmented: Tensor,
-                    real: Tensor) -> Views:
-        """The views of one class step: its decoded images, their augmentation (back in pixels), feature maps."""
+    def class_views(self, net: torch.nn.Module, syn: Tensor, labels: Tensor, augmented: Tensor, real: Tensor,
+                    stats: tuple[Tensor, Tensor]) -> Views:
+        """The views of one class step: its decoded images, their augmentation (back in pixels with ``stats``, the
+        data's (mean, std) on the device), feature maps."""
         views = Views(synthetic=syn, labels=labels)
         if self.needs_view(VIEW_AUGMENTED):
-            mean = torch.tensor(self.data_meta["mean"], device=syn.device).view(-1, 1, 1)
-            std = torch.tensor(self.data_meta["std"], device=syn.device).view(-1, 1, 1)
-            views.augmented = augmented * std + mean
+            mean, std = stats
+            views.augmented = augmented * std.view(-1, 1, 1) + mean.view(-1, 1, 1)  # back to pixels
         if self.needs_view(VIEW_FEATURE_MAPS):
             with torch.no_grad():
                 views.real_feature_maps = net.feature_map(real)  # type: ignore[operator]

@@ -4,15 +4,55 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lightning_dd.data.protocol import RealDemand
 from lightning_dd.methods.base import DistillationModule
+from lightning_dd.networks import create_network
 from lightning_dd.regularizers.base import Views
+from lightning_dd.seeding import STREAM_TRAIN, make_generator
 
-__all__ = ["MatchingModule", "RealBatches"]
+#: the settings of a method's ``batched_classes`` (per-class gradients in one vmapped pass, the loop, or by device)
+BATCHED_CHOICES: tuple[bool | str, ...] = (True, False, "auto")
+
+
+def check_int(name: str, value: Any, low: int = 1, hint: str = "") -> int:
+    """``value`` if it is an integer >= ``low``, else a ``ValueError`` naming it (and ``hint``, e.g. other choices)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}{hint}, got {value!r}")
+    return value
+
+
+def check_batched(value: Any) -> None:
+    """Refuse a ``batched_classes`` setting outside :data:`BATCHED_CHOICES`."""
+    if value not in BATCHED_CHOICES:
+        raise ValueError(f"batched_classes must be true, false or 'auto', got {value!r}")
+
+
+def resolve_batched(setting: bool | str, device: torch.device) -> bool:
+    """``batched_classes`` for ``device``: ``"auto"`` batches on accelerators, loops on the CPU (faster there)."""
+    return device.type != "cpu" if setting == "auto" else bool(setting)
+
+
+def matching_network(module: DistillationModule, name: str) -> nn.Module:
+    """The method's network ``name`` for its images and classes, built from the run's train stream without touching
+    the global RNG (the method re-draws it from ``module.generator`` at every iteration or network)."""
+    c, h, w = module.synthetic.image_shape
+    return create_network(name, c, module.num_classes, (h, w), generator=make_generator(module.seed, STREAM_TRAIN, 0))
+
+
+__all__ = [
+    "BATCHED_CHOICES",
+    "MatchingModule",
+    "RealBatches",
+    "check_batched",
+    "check_int",
+    "matching_network",
+    "resolve_batched",
+]
 
 
 class RealBatches:

@@ -10,7 +10,7 @@ reproducibly with :func:`reinitialize_`.
 
 from lightning_dd.networks.convnet import ACTIVATIONS, NORMS, POOLINGS, ConvNet, DistillationNetwork
 from lightning_dd.networks.holder import HelperNetworks
-from lightning_dd.networks.init import reinitialize_
+from lightning_dd.networks.init import has_batchnorm, reinitialize_
 from lightning_dd.networks.registry import (
     CONVNET_OVERRIDES,
     NETWORK_ALIASES,
@@ -39,6 +39,7 @@ __all__ = [
     "NetworkName",
     "ResNet18",
     "create_network",
+    "has_batchnorm",
     "reinitialize_",
     "resolve_network_name",
 ]

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.batchnorm import _BatchNorm, _NormBase
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["reinitialize_"]
+__all__ = ["has_batchnorm", "reinitialize_"]
 
 _ModuleT = TypeVar("_ModuleT", bound=nn.Module)
 
@@ -108,3 +108,8 @@ def reinitialize_(net: _ModuleT, generator: torch.Generator) -> _ModuleT:
         elif next(module.parameters(recurse=False), None) is not None:
             _reset_other(module, generator)
     return net
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` has a BatchNorm layer (whose batch statistics mix the images of a forward pass)."""
+    return any(isinstance(m, _BatchNorm) for m in net.modules())

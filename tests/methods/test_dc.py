@@ -173,5 +173,5 @@ def test_bad_arguments_are_named() -> None:
         tiny(batched_classes="yes")
     with pytest.raises(ValueError, match="batch_train must be an integer >= 1"):
         tiny(batch_train=0)
-    with pytest.raises(ValueError, match="metric must be one of .*got 'l2'"):
+    with pytest.raises(ValueError, match=r"metric must be one of .*got 'l2'"):
         tiny(metric="l2")
