@@ -77,6 +77,9 @@ class StudentRecipe:
             raise ValueError(f"unknown evaluation recipe {name!r}; allowed: {', '.join(STUDENT_RECIPES)}")
         base = dict(STUDENT_RECIPES[name])
         if default_strategy is not None:
+            if "dsa_strategy" in base and "flip" not in default_strategy.split("_"):
+                # the dataset forbids flips (digits): drop it from the recipe's own strategy, as IDC's remove_aug
+                base["dsa_strategy"] = "_".join(op for op in base["dsa_strategy"].split("_") if op != "flip")
             base.setdefault("dsa_strategy", default_strategy)
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{**base, **given, "name": name})

@@ -19,7 +19,12 @@ trains on ``ipc * factor**2`` images. The reference's outer iteration draws a fr
 So ``trainer.max_steps = num_classes * iterations`` and the reference's 2000 outer iterations x 100 inner steps are
 200 000 iterations. ``batched_classes`` computes every class's real gradients in one vmapped pass before the class
 loop (the network does not change inside it, so the result is the loop's); the synthetic side stays per class, since
-each class's loss is taken after the previous class's step (its momentum moves every image).
+each class's loss is taken after the previous class's step (its momentum moves every image). BatchNorm networks
+always loop (train-mode statistics per class, as the reference); ``batched_classes=True`` refuses them.
+
+Known differences from the reference: normalisation uses each dataset's own statistics (the reference normalises
+CIFAR-100 with CIFAR-10's mean/std); ``metric="cos"`` is VICO's cosine over all matched parameters flattened (IDC's
+own ``cos`` sums per-layer row cosines, closer to ``"ours"``); ``--reproduce`` uses ``mse`` either way.
 
 DDP: the network is rank-local. Every rank draws its own real batches and extra images, so each trains its own copy
 on different real data (as the reference's single process would see more data); the image gradients are averaged,
@@ -43,7 +48,7 @@ from lightning_dd.losses import class_gradients, gradient_distances, matched_par
 from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import DistillationModule, Views
 from lightning_dd.methods.matching import RealBatches, check_batched, check_int, matching_network, resolve_batched
-from lightning_dd.networks import HelperNetworks, NetworkName, reinitialize_
+from lightning_dd.networks import HelperNetworks, NetworkName, has_batchnorm, reinitialize_
 from lightning_dd.regularizers.base import VIEW_AUGMENTED, VIEW_FEATURE_MAPS
 from lightning_dd.seeding import STREAM_INIT, make_generator
 from lightning_dd.synthetic import FactorizedSyntheticSet, SyntheticSet
@@ -105,6 +110,10 @@ class IDC(RealBatches, DistillationModule):
         self.match_augment = IDCAugment(dsa_strategy)
         net = matching_network(self, network)
         self.helpers = HelperNetworks(net=net)
+        if batched_classes is True and has_batchnorm(net):
+            raise ValueError(f"batched_classes=True needs a network without BatchNorm (IDC matches in train mode, "
+                             f"where batch statistics couple a vmapped class's images); {network!r} has BatchNorm: "
+                             f"use false or 'auto'")
         if metric not in GRADIENT_METRICS:
             raise ValueError(f"metric must be one of {GRADIENT_METRICS}, got {metric!r}")
         self.metric: GradientMetric = metric
@@ -146,7 +155,9 @@ class IDC(RealBatches, DistillationModule):
         return optimizer
 
     def configure_method(self, data: RealDataSource) -> None:
-        self.batched = resolve_batched(self.hparams["batched_classes"], self.trainer.strategy.root_device)
+        # BatchNorm nets loop over classes whatever the device (train-mode statistics per class, as the reference)
+        batched = resolve_batched(self.hparams["batched_classes"], self.trainer.strategy.root_device)
+        self.batched = batched and not has_batchnorm(self.helpers["net"])
 
     def initialize_images(self, source: RealDataSource) -> None:
         n = self.ipc * self.synthetic.factor ** 2

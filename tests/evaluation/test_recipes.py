@@ -9,6 +9,7 @@ from torch import nn
 
 from lightning_dd.augment import DSA, IDCAugment
 from lightning_dd.callbacks import DistilledSetEvaluator
+from lightning_dd.data.types import DIGIT_DSA_STRATEGY
 from lightning_dd.evaluation.protocol import DEFAULT_STUDENT_EPOCHS, STUDENT_RECIPES, StudentRecipe
 from lightning_dd.training import TrainRecipe
 
@@ -55,6 +56,15 @@ def test_idc_recipe_at_the_published_epochs() -> None:
     assert recipe.lr_decay_factor == 0.2 and recipe.lr == 0.01
     assert recipe.augmentation == "idc" and recipe.dsa_strategy == IDC_STRATEGY and recipe.cutmix_prob == 0.5
     assert StudentRecipe.named("idc") == recipe  # 1000 epochs by default
+
+
+def test_idc_recipe_drops_flip_where_the_dataset_forbids_it() -> None:
+    """IDC's remove_aug(..., 'flip') for digits: the artifact's flip-free strategy removes flip from the recipe's."""
+    digits = StudentRecipe.named("idc", default_strategy=DIGIT_DSA_STRATEGY)
+    assert digits.dsa_strategy == "color_crop_scale_rotate"
+    with_flip = StudentRecipe.named("idc", default_strategy="color_crop_cutout_flip_scale_rotate")
+    assert with_flip.dsa_strategy == IDC_STRATEGY
+    assert StudentRecipe.named("reference", default_strategy=DIGIT_DSA_STRATEGY).dsa_strategy == DIGIT_DSA_STRATEGY
 
 
 @pytest.mark.parametrize("epochs", [300, 1000, 7, 99, 601])

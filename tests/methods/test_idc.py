@@ -143,6 +143,8 @@ def test_idc_refuses_other_spaces_and_inits() -> None:
         tiny(init="kmeans")
     with pytest.raises(ValueError, match="factor must be an integer >= 1"):
         tiny(factor=0)
+    with pytest.raises(ValueError, match=r"batched_classes=True needs a network without BatchNorm.*'convnet_bn'"):
+        tiny(network="convnet_bn", batched_classes=True)
 
 
 def test_regularizers_see_one_class_of_decoded_pixels_per_step(tmp_path: Any, pool_path: Any) -> None:
