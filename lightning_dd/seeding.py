@@ -20,6 +20,7 @@ STREAM_SAMPLER_EXTRA = 5  # the uniformly random extra real images of a batch (k
 STREAM_PROXY_TRAIN = 11  # proxy pretraining: initialisation and shuffling of proxy k (key: k)
 STREAM_PROXY_CHOICE = 12  # which proxy a regularizer uses at each iteration
 STREAM_PRETRAIN_SUBSET = 13  # the seeded per-class subset `lightning-dd pretrain --max_images_per_class` trains on
+STREAM_EXPERT = 14  # MTT expert k: initialisation, shuffling and augmentation of its training (key: k)
 
 #: every stream purpose by name (a test checks the numbers are distinct)
 STREAMS: dict[str, int] = {
@@ -31,6 +32,7 @@ STREAMS: dict[str, int] = {
     "proxy_train": STREAM_PROXY_TRAIN,
     "proxy_choice": STREAM_PROXY_CHOICE,
     "pretrain_subset": STREAM_PRETRAIN_SUBSET,
+    "expert": STREAM_EXPERT,
 }
 
 

@@ -24,6 +24,7 @@ in float32, the precision it is stored with, so a fitted ZCA and one rebuilt fro
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 
@@ -195,6 +196,17 @@ class ZCA:
         if isinstance(eps, Tensor) and eps.numel() != 1:
             raise ValueError(f"ZCA state eps must be a scalar, got shape {tuple(eps.shape)}")
         return cls(state["mean"], state["eigenvectors"], state["eigenvalues"], float(eps))
+
+    def fingerprint(self) -> str:
+        """A short hex digest of the state (SHA-256 of its float32 bytes and ``eps``): equal states, equal strings.
+
+        Files that must be used with the same whitening (MTT expert buffers) record it instead of the 37 MB state.
+        """
+        digest = hashlib.sha256()
+        for t in (self.mean, self.eigenvectors, self.eigenvalues):
+            digest.update(t.contiguous().numpy().tobytes())
+        digest.update(repr(self.eps).encode())
+        return digest.hexdigest()[:16]
 
     # ------------------------------------------------------------------ properties
 

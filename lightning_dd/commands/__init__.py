@@ -16,15 +16,17 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning_dd._atomic import json_text
 from lightning_dd.commands.cmi import cmi
 from lightning_dd.commands.evaluate import evaluate
+from lightning_dd.commands.experts import experts
 from lightning_dd.commands.export import export
 from lightning_dd.commands.pretrain import pretrain
 
-__all__ = ["COMMANDS", "build_parser", "cmi", "evaluate", "export", "pretrain", "run_command"]
+__all__ = ["COMMANDS", "build_parser", "cmi", "evaluate", "experts", "export", "pretrain", "run_command"]
 
 #: name -> function of every side command
 COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     "evaluate": evaluate,
     "pretrain": pretrain,
+    "experts": experts,
     "cmi": cmi,
     "export": export,
 }

@@ -11,7 +11,7 @@ from torch import Tensor
 from lightning_dd.data.types import DatasetInfo
 from lightning_dd.seeding import STREAM_INIT, make_generator
 
-__all__ = ["RealDataSource", "RealDemand", "random_real_indices", "random_real_subset"]
+__all__ = ["NO_REAL_IMAGES", "RealDataSource", "RealDemand", "random_real_indices", "random_real_subset"]
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,11 @@ class RealDemand:
     The batch holds ``class_batches`` class-balanced parts (``batch_real`` images of every class each, class-sorted,
     drawn independently: DC/DSA draw a fresh real batch at every outer step) followed by ``extra_images`` uniformly
     random train images (IDC trains its network on real data between image steps). The default -- one part, no
-    extra -- is the plain class-balanced batch of DM.
+    extra -- is the plain class-balanced batch of DM. :data:`NO_REAL_IMAGES` (no part, no extra) gives an empty batch
+    per iteration: MTT, whose real data are the expert trajectories.
 
     Attributes:
-        class_batches: class-balanced parts per batch (>= 1).
+        class_batches: class-balanced parts per batch (>= 0).
         extra_images: uniformly random train images after them (>= 0, distinct within a batch).
     """
 
@@ -32,10 +33,14 @@ class RealDemand:
     extra_images: int = 0
 
     def __post_init__(self) -> None:
-        for name, low in (("class_batches", 1), ("extra_images", 0)):
+        for name, low in (("class_batches", 0), ("extra_images", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"RealDemand.{name} must be an integer >= {low}, got {value!r}")
+
+
+#: an iteration that reads no real images (its batch is empty)
+NO_REAL_IMAGES = RealDemand(class_batches=0)
 
 
 @runtime_checkable

@@ -292,9 +292,11 @@ class RealDataModule(pl.LightningDataModule):
         rank = world_size = None
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        # a demand without class-balanced parts (MTT) reads no per-class batch: no batch_real cap to warn about
+        per_class = self.per_class if self.demand.class_batches else max(1, self._per_class or 1)
         sampler = StreamBatchSampler(
             store.indices_by_class,
-            self.per_class,
+            per_class,
             self.iterations_per_epoch,
             seed=self.seed,
             rank=rank,

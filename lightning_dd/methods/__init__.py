@@ -6,8 +6,10 @@ from lightning_dd.methods.dc import DC, DSA
 from lightning_dd.methods.dm import DM
 from lightning_dd.methods.idc import IDC
 from lightning_dd.methods.matching import MatchingModule
+from lightning_dd.methods.mtt import MTT
 from lightning_dd.methods.random import RandomSelection
 
 __all__ = [
-    "DC", "DM", "DSA", "IDC", "DistillationModule", "MatchingModule", "RandomSelection", "RealDataSource", "Views",
+    "DC", "DM", "DSA", "IDC", "MTT", "DistillationModule", "MatchingModule", "RandomSelection", "RealDataSource",
+    "Views",
 ]

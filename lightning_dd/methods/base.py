@@ -32,6 +32,7 @@ from torch import Tensor
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.augment import DSA
 from lightning_dd.data.protocol import RealDataSource, RealDemand, random_real_indices, random_real_subset
+from lightning_dd.data.spaces import as_zca
 from lightning_dd.methods.export import ExportDistilledSet
 from lightning_dd.methods.hparams import picklable_optimizer_factory, plain_yaml
 from lightning_dd.methods.interrupt import GracefulInterrupt
@@ -296,7 +297,14 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
             syn_feature_maps=views.syn_feature_maps,
             real_feature_maps=views.real_feature_maps,
             real_labels=views.real_labels,
+            zca=self.run_zca(),
         )
+
+    def run_zca(self) -> Any:
+        """The run's fitted ZCA (built once from the dataset description), ``None`` outside the ``zca`` space."""
+        if getattr(self, "_run_zca", None) is None and self.data_meta.get("zca") is not None:
+            self._run_zca = as_zca(self.data_meta["zca"])
+        return getattr(self, "_run_zca", None)
 
     def _track_finite(self, loss: Tensor) -> None:
         """Before the step: on the CPU raise at once (no sync cost); elsewhere fold into an on-device flag."""

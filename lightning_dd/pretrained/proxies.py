@@ -126,8 +126,9 @@ class ProxyPool(PoolFile):
         return f"pretrain a pool for this data with `lightning-dd pretrain --data.dataset {dataset} ...`"
 
     def accepts_space(self, space: str) -> bool:
-        """A pool trained on normalised images also takes ``"pixels"`` images (:func:`to_proxy_input` normalises)."""
-        return space == self.space or (self.space == "normalized" and space == "pixels")
+        """A pool trained on normalised images also takes ``"pixels"`` and ``"zca"`` images (:func:`to_proxy_input`
+        maps them into its space)."""
+        return space == self.space or (self.space == "normalized" and space in ("pixels", "zca"))
 
     def _materialize(self, entry: Any, device: torch.device) -> nn.Module:
         c, h, w = self.image_shape
@@ -171,9 +172,9 @@ class ProxyPool(PoolFile):
         index = int(torch.randint(len(self), (1,), generator=generator))
         return self.network_at(index, device)
 
-    def prepare_input(self, images: Tensor, space: str) -> Tensor:
+    def prepare_input(self, images: Tensor, space: str, zca: Any = None) -> Tensor:
         """``images`` from image ``space`` into this pool's input space (:func:`to_proxy_input`)."""
-        return to_proxy_input(images, space, self.mean, self.std, target_space=self.space)
+        return to_proxy_input(images, space, self.mean, self.std, target_space=self.space, zca=zca)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({len(self)} x {self.network} for {self.dataset} {self.image_shape}, "
@@ -181,22 +182,29 @@ class ProxyPool(PoolFile):
 
 
 def to_proxy_input(images: Tensor, space: str, mean: Sequence[float], std: Sequence[float],
-                   target_space: str = "normalized") -> Tensor:
+                   target_space: str = "normalized", zca: Any = None) -> Tensor:
     """Map images from the method's space to the proxies' input space (``(x - mean) / std`` for normalised pools).
 
     Images already in ``target_space`` are returned as they are (the pool's statistics were checked equal to the
     run's); ``"pixels"`` ([0, 1], IDC) are normalised for a ``"normalized"`` pool — the official CMI-IDC code feeds
-    raw pixels to a ResNet trained on normalised images, a bug we do not copy. Anything else (e.g. ZCA-space images
-    for a pool trained on normalised data) is refused: it needs a pool trained in that space.
+    raw pixels to a ResNet trained on normalised images, a bug we do not copy. ``"zca"`` images (MTT) are mapped back
+    to pixels with ``zca.inverse`` (the run's fitted :class:`~lightning_dd.augment.zca.ZCA`, differentiable) and
+    normalised; a pool trained on ZCA images takes them as they are. Anything else is refused.
 
     Args:
         images: ``(N, C, H, W)``.
         space: the images' space.
         mean, std: per-channel statistics of the pool (length ``C``).
         target_space: the pool's space (:attr:`ProxyPool.space`).
+        zca: the run's ZCA, needed for ``"zca"`` images and a ``"normalized"`` pool.
     """
     if space == target_space:
         return images
+    if space == "zca" and target_space == "normalized":
+        if zca is None:
+            raise ValueError("ZCA-space images need the run's ZCA to reach a 'normalized' proxy pool; got none")
+        images = zca.inverse(images)
+        space = "pixels"
     if space == "pixels" and target_space == "normalized":
         m = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
         s = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)

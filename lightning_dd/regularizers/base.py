@@ -69,6 +69,8 @@ class RegularizerContext:
             real batch), or ``None`` when the method does not augment.
         syn_feature_maps: ``(N, c, h, w)`` matching network's last maps of ``augmented``; real_feature_maps:
             ``(M, c, h, w)`` of the (augmented) real batch, detached; real_labels: ``(M,)``.
+        zca: the run's fitted :class:`~lightning_dd.augment.zca.ZCA` in the ``"zca"`` space (proxies trained on
+            normalised images get ``zca.inverse`` then the normalisation), else ``None``.
     """
 
     synthetic: Tensor
@@ -85,6 +87,7 @@ class RegularizerContext:
     syn_feature_maps: Tensor | None = None
     real_feature_maps: Tensor | None = None
     real_labels: Tensor | None = None
+    zca: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -56,5 +56,5 @@ class CMIRegularizer(ProxyRegularizer):
     def terms(self, ctx: RegularizerContext) -> dict[str, Tensor]:
         images = ctx.augmented if self.use_augmented and ctx.augmented is not None else ctx.synthetic
         pool = self.pool(ctx)
-        x = pool.prepare_input(images, ctx.space)
+        x = pool.prepare_input(images, ctx.space, ctx.zca)
         return {"cmi": self.loss(x, ctx.labels, self.proxy(ctx), ctx.num_classes)}

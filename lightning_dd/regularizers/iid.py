@@ -56,7 +56,7 @@ class IIDRegularizer(ProxyRegularizer):
         embed = getattr(proxy, "embed", None)
         if not callable(embed):
             raise TypeError(f"IIDRegularizer needs proxies with an embed() method, got {type(proxy).__name__}")
-        features = embed(pool.prepare_input(ctx.augmented, ctx.space))
+        features = embed(pool.prepare_input(ctx.augmented, ctx.space, ctx.zca))
         return {
             "iid_cc": self.cc(features, ctx.labels, ctx.num_classes),
             "iid_cm": self.cm(ctx.real_feature_maps, ctx.syn_feature_maps, ctx.real_labels, ctx.labels,

@@ -7,7 +7,7 @@ import torch
 
 from lightning_dd.data import ClassBalancedBatchSampler, ClassIndexedImages, RealDataModule
 from lightning_dd.data.loaders import StreamBatchSampler
-from lightning_dd.data.protocol import RealDemand
+from lightning_dd.data.protocol import NO_REAL_IMAGES, RealDemand
 from lightning_dd.seeding import derive_seed
 
 
@@ -170,16 +170,22 @@ def test_demanded_batches_are_reproducible_and_rank_dependent() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"class_batches": 0}, r"RealDemand.class_batches must be an integer >= 1, got 0"),
+        ({"class_batches": -1}, r"RealDemand.class_batches must be an integer >= 0, got -1"),
         ({"extra_images": -1}, r"RealDemand.extra_images must be an integer >= 0, got -1"),
-        ({"class_batches": True}, r"RealDemand.class_batches must be an integer >= 1, got True"),
+        ({"class_batches": True}, r"RealDemand.class_batches must be an integer >= 0, got True"),
         ({"extra_images": False}, r"RealDemand.extra_images must be an integer >= 0, got False"),
-        ({"class_batches": 2.0}, r"RealDemand.class_batches must be an integer >= 1, got 2.0"),
+        ({"class_batches": 2.0}, r"RealDemand.class_batches must be an integer >= 0, got 2.0"),
     ],
 )
 def test_demand_validation_names_the_field(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RealDemand(**kwargs)
+
+
+def test_no_real_images_gives_empty_batches() -> None:
+    """MTT's demand: the stream yields empty index lists (no real image is read per iteration)."""
+    sampler = _stream(NO_REAL_IMAGES)
+    assert sampler.stream_batch(0, 0) == [] and list(sampler)[:2] == [[], []]
 
 
 def test_extra_images_beyond_the_dataset_are_refused() -> None:
