@@ -7,7 +7,7 @@ import sys
 from typing import Any, Literal
 
 from lightning_dd._atomic import check_writable
-from lightning_dd.commands.options import DataOptions, TrainerOptions, resolve_device
+from lightning_dd.commands.options import DataOptions, TrainerOptions, resolve_device, train_subset
 from lightning_dd.data import RealDataModule
 from lightning_dd.networks import NetworkName
 from lightning_dd.pretrained import EXPERT_RECIPE, train_experts
@@ -32,6 +32,7 @@ def experts(
     seed: int = 0,
     shard_index: int = 0,
     num_shards: int = 1,
+    max_images_per_class: int | None = None,
 ) -> dict[str, Any]:
     """Train MTT expert trajectories (one shard file per expert; resumable; one JSON line on stdout).
 
@@ -58,6 +59,8 @@ def experts(
         seed: the buffer's seed (expert ``k`` depends on ``seed`` and ``k`` only).
         shard_index: which share of the experts this process trains.
         num_shards: how many processes share the experts.
+        max_images_per_class: train on a seeded random subset of this many images per class (cheaper experts; the
+            ZCA is still fitted on the whole train split).
     """
     recipe = dataclasses.replace(EXPERT_RECIPE, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                  batch_size=batch_size)  # validates the values before any data is read
@@ -67,16 +70,18 @@ def experts(
                           zca_eps=zca_eps)
     real.prepare_data()
     store = real.load_train()
+    indices = train_subset(store, max_images_per_class, seed)
     strategy = real.info.dsa_strategy if dsa_strategy == "auto" else dsa_strategy
     recipe = dataclasses.replace(recipe, dsa_strategy=strategy)
     zca = real.fit_zca() if space == "zca" else None
     test = real.test_split()
     paths = train_experts(
-        real.encode(store.images), store.labels, output, dataset=real.info.name, num_classes=real.num_classes,
+        real.encode(store.images[indices]), store.labels[indices], output, dataset=real.info.name,
+        num_classes=real.num_classes,
         mean=real.mean, std=real.std, space=space, zca_fingerprint=None if zca is None else zca.fingerprint(),
         network=network, num_experts=num_experts, recipe=recipe, seed=seed, shard_index=shard_index,
         num_shards=num_shards, test=(real.encode(test.images), test.labels), device=device,
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return {"buffer": output, "experts": [p.name for p in paths], "dataset": real.info.name, "network": network,
-            "space": space, "epochs": epochs, "dsa_strategy": strategy}
+            "space": space, "epochs": epochs, "dsa_strategy": strategy, "train_images": int(indices.numel())}

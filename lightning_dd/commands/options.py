@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from lightning_dd.data.registry import DatasetName
+from lightning_dd.data.store import ClassIndexedImages
+from lightning_dd.seeding import STREAM_PRETRAIN_SUBSET, make_generator
 
-__all__ = ["DataOptions", "TrainerOptions", "resolve_device"]
+__all__ = ["DataOptions", "TrainerOptions", "resolve_device", "train_subset"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,15 @@ def resolve_device(trainer: TrainerOptions) -> torch.device:
         raise ValueError(f"trainer.accelerator={trainer.accelerator!r} is not supported here; allowed: auto, cpu, "
                          "gpu, cuda")
     return torch.device("cpu")
+
+
+def train_subset(store: ClassIndexedImages, max_images_per_class: int | None, seed: int) -> torch.Tensor:
+    """Indices of the train images a helper trains on: all, or a seeded random ``max_images_per_class`` per class
+    (``make_generator(seed, STREAM_PRETRAIN_SUBSET)``, classes in order), for cheaper proxies and experts."""
+    if max_images_per_class is None:
+        return torch.arange(store.labels.shape[0])
+    if isinstance(max_images_per_class, bool) or max_images_per_class < 1:
+        raise ValueError(f"max_images_per_class must be >= 1, got {max_images_per_class}")
+    generator = make_generator(seed, STREAM_PRETRAIN_SUBSET)
+    return torch.cat([idx[torch.randperm(idx.numel(), generator=generator)[:max_images_per_class]]
+                      for idx in store.indices_by_class])

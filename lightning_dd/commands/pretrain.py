@@ -5,13 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import torch
-
 from lightning_dd._atomic import check_writable, write_or_fallback
-from lightning_dd.commands.options import DataOptions, TrainerOptions, resolve_device
+from lightning_dd.commands.options import DataOptions, TrainerOptions, resolve_device, train_subset
 from lightning_dd.data import RealDataModule
 from lightning_dd.pretrained import DEFAULT_PRETRAIN_RECIPE, PRETRAIN_RECIPES, pretrain_proxies
-from lightning_dd.seeding import STREAM_PRETRAIN_SUBSET, make_generator
 
 __all__ = ["pretrain"]
 
@@ -60,11 +57,7 @@ def pretrain(
     real = RealDataModule(data.dataset or "digits", root=data.root, download=data.download)
     real.prepare_data()
     store = real.load_train()
-    indices = torch.arange(store.labels.shape[0])
-    if max_images_per_class is not None:
-        generator = make_generator(seed, STREAM_PRETRAIN_SUBSET)
-        indices = torch.cat([idx[torch.randperm(idx.numel(), generator=generator)[:max_images_per_class]]
-                             for idx in store.indices_by_class])
+    indices = train_subset(store, max_images_per_class, seed)
     pool = pretrain_proxies(
         real.normalize(store.images[indices]), store.labels[indices], dataset=real.info.name,
         num_classes=real.num_classes, mean=real.mean, std=real.std, space="normalized", num_models=num_models,
