@@ -1,13 +1,18 @@
-"""Random vs DM vs DSA vs IDC vs IDC + CMI on CIFAR-10 at one reduced CPU budget, through the real CLI.
+"""Random vs DM vs DSA vs IDC vs IDC + CMI vs MTT vs MTT + CMI on CIFAR-10 at one reduced CPU budget, through the CLI.
 
-Every run uses seed 0, IPC 10, 64 real images per class per matching batch, and the same evaluation: the in-run
+Every run uses seed 0, IPC ``--ipc`` (10), 64 real images per class per matching batch, the same evaluation: the in-run
 evaluator's reference recipe (fresh ConvNet-3 students, SGD lr 0.01 momentum 0.9, DSA, lr x0.1 at half), ``--students``
 students x ``--epochs`` epochs, final weights, mean ± population std. Iterations per method are given on the command
 line (defaults: about ten CPU minutes each on a 2-core machine) and printed with the results. CMI needs a proxy pool
-(``--pool``, e.g. ``lightning-dd pretrain --recipe cmi --network convnet ...``).
+(``--pool``, e.g. ``lightning-dd pretrain --recipe cmi --network convnet ...``). MTT needs an expert buffer
+(``--experts``, ``lightning-dd experts --space zca ...`` for the ZCA cells) and runs the author table's cell for the
+IPC (``configs/overrides/mtt/cifar10_ipc<k>.yaml``); its students train with the learned step size (MTT's protocol).
+MTT + CMI adds ``configs/regularizers/cmi.yaml`` with ``--mtt_cmi_weight``.
 
     python benchmarks/compare_cifar10.py --root ~/.cache/lightning_dd/data/cifar10 --pool pools/cifar10_convnet.pt \
         --out /tmp/compare
+    python benchmarks/compare_cifar10.py --root ~/.cache/lightning_dd/data/cifar10 --pool pools/cifar10_convnet.pt \
+        --ipc 1 --experts experts/cifar10_zca --only random DM MTT MTT+CMI --out /tmp/compare_ipc1
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from pathlib import Path
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def run(name: str, args: list[str], out: Path, students: int, epochs: int) -> dict:
+def run(name: str, args: list[str], out: Path, students: int, epochs: int, ipc: int) -> dict:
     """One ``lightning-dd fit``; returns its eval.json plus wall time."""
     root = out / name
-    cmd = [sys.executable, "-m", "lightning_dd", "fit", *args, "--model.ipc", "10", "--seed_everything", "0",
+    cmd = [sys.executable, "-m", "lightning_dd", "fit", *args, "--model.ipc", str(ipc), "--seed_everything", "0",
            "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
            "--trainer.callbacks+=lightning_dd.callbacks.DistilledSetEvaluator",
            "--trainer.callbacks.num_students", str(students), "--trainer.callbacks.epochs", str(epochs),
@@ -44,6 +49,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="CIFAR-10 root (train/ and test/ class folders, or the pickles)")
     parser.add_argument("--pool", required=True, help="proxy pool for CMI")
+    parser.add_argument("--ipc", type=int, default=10, choices=(1, 10, 50))
+    parser.add_argument("--experts", default=None, help="MTT expert buffer directory (needed for MTT runs)")
+    parser.add_argument("--mtt_iterations", type=int, default=200)
+    parser.add_argument("--mtt_cmi_weight", type=float, default=10.0)
     parser.add_argument("--out", default="/tmp/compare_cifar10")
     parser.add_argument("--students", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=100)
@@ -66,6 +75,12 @@ def main() -> None:
         "IDC+CMI": [*idc, "--config", str(CONFIGS / "overrides" / "idc_cmi" / "cifar10_ipc10.yaml"),
                     "--model.regularizers.pool", opts.pool],
     }
+    mtt = ["--config", str(CONFIGS / "method" / "mtt.yaml"), *data,
+           "--config", str(CONFIGS / "overrides" / "mtt" / f"cifar10_ipc{opts.ipc}.yaml"),
+           "--model.expert_buffer", str(opts.experts), "--trainer.max_steps", str(opts.mtt_iterations)]
+    runs["MTT"] = mtt
+    runs["MTT+CMI"] = [*mtt, "--config", str(CONFIGS / "regularizers" / "cmi.yaml"), "--model.regularizers.pool",
+                       opts.pool, "--model.regularizers.weight", str(opts.mtt_cmi_weight)]
     results = {}
     summary = out / "summary.json"
     if summary.is_file():
@@ -73,10 +88,12 @@ def main() -> None:
     for name, args in runs.items():
         if (opts.only and name not in opts.only) or name in results:
             continue
-        results[name] = run(name.replace("+", "_"), args, out, opts.students, opts.epochs)
+        if name.startswith("MTT") and opts.experts is None:
+            parser.error(f"{name} needs --experts (an expert buffer directory)")
+        results[name] = run(name.replace("+", "_"), args, out, opts.students, opts.epochs, opts.ipc)
         out.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps(results, indent=1))
-    print(f"CIFAR-10, IPC 10, seed 0, {opts.students} students x {opts.epochs} epochs (reference recipe):")
+    print(f"CIFAR-10, IPC {opts.ipc}, seed 0, {opts.students} students x {opts.epochs} epochs (reference recipe):")
     for name, r in results.items():
         method = next(k for k in r if k not in ("iteration", "epochs", "students", "recipe", "wall_seconds",
                                                  "command", "whole_epochs"))
