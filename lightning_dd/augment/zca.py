@@ -263,7 +263,7 @@ class ZCA:
             raise TypeError(f"ZCA.inverse needs floating-point input, got {x.dtype}")
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         mean, t, t_inv = self.matrices(x.device, dtype)
-        flat = x.reshape(x.shape[0], -1).to(dtype)
+        flat = x.reshape(x.shape[0], self.dim).to(dtype)  # explicit D: an empty batch (MTT) has no -1
         with torch.autocast(x.device.type, enabled=False):
             out = flat @ t_inv + mean if inverse else (flat - mean) @ t
         return out.reshape(x.shape).to(x.dtype)

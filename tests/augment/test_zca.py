@@ -124,6 +124,15 @@ def test_state_round_trip_is_bit_identical(rgb: torch.Tensor) -> None:
     assert torch.equal(rebuilt.transform(x), zca.transform(x))
     assert torch.equal(rebuilt.inverse(x), zca.inverse(x))
     assert rebuilt.image_shape == (3, 6, 5) and rebuilt.dim == 90 and rebuilt.eps == 0.1
+    assert rebuilt.fingerprint() == zca.fingerprint()  # equal states, equal fingerprints (expert buffers rely on it)
+    assert ZCA.fit(rgb, eps=0.2).fingerprint() != zca.fingerprint()
+
+
+def test_empty_batch_transforms_to_an_empty_batch(rgb: torch.Tensor) -> None:
+    """MTT's iterations carry an empty real batch through the data module's ZCA encoding."""
+    zca = ZCA.fit(rgb)
+    empty = torch.zeros(0, 3, 6, 5, dtype=torch.uint8)
+    assert zca.transform(empty).shape == (0, 3, 6, 5) and zca.inverse(empty.float()).shape == (0, 3, 6, 5)
 
 
 def test_dtypes_gradients_and_cache(rgb: torch.Tensor) -> None:
