@@ -27,8 +27,9 @@ setting (machine drift hits both alike). In the subprocess:
    iterations.
 
 Memory guard (CPU): the worker's address space is capped (``RLIMIT_AS`` = its size after setup + ``--mem-limit-gib``,
-default 60% of ``MemAvailable``) so a plain unroll too large for the machine fails with an allocation error (reported
-as ``out of memory``; larger ``syn_steps`` of that mode are then skipped) instead of waking the OOM killer. The plain
+default 60% of ``MemAvailable``) so a plain unroll too large for the machine fails with an allocation error (any
+``RuntimeError`` under the cap is reported as ``out of memory``; larger ``syn_steps`` of that mode are then skipped)
+instead of waking the OOM killer. The plain
 unroll keeps every step's graph: about 3 MiB per image per step for ConvNet-3 at 32x32, so ``--batch 100`` needs
 roughly 12 GiB at 40 steps and 24 GiB at 80 steps.
 
@@ -256,10 +257,13 @@ def worker(opts: argparse.Namespace) -> dict[str, Any]:
                 peaks.append(torch.cuda.max_memory_allocated() - base_alloc)
             seconds.append(time.perf_counter() - t0)
     except (MemoryError, RuntimeError) as err:
-        if not isinstance(err, MemoryError) and "memory" not in str(err).lower():
+        # under the RLIMIT_AS cap an allocation failure surfaces as MemoryError, "can't allocate memory" or, from
+        # oneDNN, "could not create a primitive"; CUDA raises torch.OutOfMemoryError (a RuntimeError)
+        capped = not cuda and opts.mem_limit_gib > 0
+        if not (isinstance(err, MemoryError | torch.OutOfMemoryError) or capped):
             raise
-        result["error"] = "out of memory"
-        result["detail"] = str(err).splitlines()[0][:300]
+        result["error"] = "out of memory" if not capped else f"out of memory (cap {opts.mem_limit_gib} GiB)"
+        result["detail"] = str(err).strip().splitlines()[-1][:300] if str(err).strip() else type(err).__name__
         return result
     result["per_iteration"] = seconds
     result["seconds_per_iteration"] = statistics.median(seconds) if seconds else result["hooked_seconds"]
