@@ -202,7 +202,8 @@ def to_proxy_input(images: Tensor, space: str, mean: Sequence[float], std: Seque
         return images
     if space == "zca" and target_space == "normalized":
         if zca is None:
-            raise ValueError("ZCA-space images need the run's ZCA to reach a 'normalized' proxy pool; got none")
+            raise ValueError("images in space 'zca' need the run's ZCA (RegularizerContext.zca) to reach a "
+                             "'normalized' proxy pool; got none")
         images = zca.inverse(images)
         space = "pixels"
     if space == "pixels" and target_space == "normalized":

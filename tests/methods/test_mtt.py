@@ -176,7 +176,7 @@ def test_zca_images_reach_a_normalised_proxy_through_the_inverse() -> None:
     got = to_proxy_input(zca.transform(pixels[:5]), "zca", mean, std, zca=zca)
     expected = (pixels[:5] - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     assert torch.allclose(got, expected, atol=1e-4)
-    with pytest.raises(ValueError, match="need the run's ZCA"):
+    with pytest.raises(ValueError, match="space 'zca' need the run's ZCA"):
         to_proxy_input(pixels[:5], "zca", mean, std)
 
 
