@@ -122,7 +122,7 @@ class ExpertBuffer(PoolFile):
         if (self.info.get("zca") or None) != zca_fingerprint:
             problems.append(f"ZCA {self.info.get('zca')!r} (run: {zca_fingerprint!r})")
         if epochs_needed > self.epochs:
-            problems.append(f"{self.epochs} epochs per expert (run needs max_start_epoch + expert_epochs = "
+            problems.append(f"{self.epochs} epochs per expert (run needs max_start_epoch - 1 + expert_epochs = "
                             f"{epochs_needed})")
         if problems:
             where = f"expert buffer {self.path.parent}" if self.path is not None else "the expert buffer"
