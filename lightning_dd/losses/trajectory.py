@@ -160,7 +160,7 @@ class _ConstantMemoryUnroll(torch.autograd.Function):
         for i in range(steps):
             thetas.append(theta)
             with torch.enable_grad():
-                leaf = theta.clone().requires_grad_(True)
+                leaf = theta.detach().requires_grad_(True)  # an alias, not a copy: theta itself is kept as is
                 x, y = batch(i, x_all)
                 grad = student.step_gradient(leaf, x, y, create_graph=False)
             theta = theta - alpha * grad
@@ -179,10 +179,10 @@ class _ConstantMemoryUnroll(torch.autograd.Function):
         lam = grad_loss * 2 * (theta_n - target) / denominator  # dloss/dtheta_N
         grad_images = torch.zeros_like(images)
         grad_lr = torch.zeros_like(alpha)
+        x_leaf = images.detach().requires_grad_(True)  # one leaf for every step: autograd.grad does not accumulate
         for i in reversed(range(ctx.steps)):
             with torch.enable_grad(), torch.autocast(device_type, dtype=dtype, enabled=enabled):
-                leaf = thetas[i].clone().requires_grad_(True)
-                x_leaf = images.clone().requires_grad_(True)
+                leaf = thetas[i].detach().requires_grad_(True)
                 x, y = batch(i, x_leaf)
                 grad = student.step_gradient(leaf, x, y, create_graph=True)
                 grad_lr = grad_lr - (grad.detach() * lam).sum()

@@ -112,6 +112,7 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
         # every per-iteration random draw of the method comes from this generator (its state is checkpointed)
         self.generator = make_generator(seed, STREAM_TRAIN)
         self.data_meta: dict[str, Any] = {}
+        self._run_zca: Any = None  # the ZCA of data_meta["zca"], built on first use (run_zca)
         self.dsa = DSA(None)  # the dataset's strategy replaces the identity in setup
         self._batch_checked = False
         self._finite: Tensor | None = None  # on-device "every loss so far was finite" flag
@@ -302,9 +303,9 @@ class DistillationModule(RegularizationMixin, L.LightningModule, ABC):
 
     def run_zca(self) -> Any:
         """The run's fitted ZCA (built once from the dataset description), ``None`` outside the ``zca`` space."""
-        if getattr(self, "_run_zca", None) is None and self.data_meta.get("zca") is not None:
+        if self._run_zca is None and self.data_meta.get("zca") is not None:
             self._run_zca = as_zca(self.data_meta["zca"])
-        return getattr(self, "_run_zca", None)
+        return self._run_zca
 
     def _track_finite(self, loss: Tensor) -> None:
         """Before the step: on the CPU raise at once (no sync cost); elsewhere fold into an on-device flag."""
