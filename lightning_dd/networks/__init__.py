@@ -11,6 +11,7 @@ reproducibly with :func:`reinitialize_`.
 from lightning_dd.networks.convnet import ACTIVATIONS, NORMS, POOLINGS, ConvNet, DistillationNetwork
 from lightning_dd.networks.holder import HelperNetworks
 from lightning_dd.networks.init import has_batchnorm, reinitialize_
+from lightning_dd.networks.queue import NetworkQueue, QueuedNetwork
 from lightning_dd.networks.registry import (
     CONVNET_OVERRIDES,
     NETWORK_ALIASES,
@@ -28,7 +29,9 @@ __all__ = [
     "NETWORK_ALIASES",
     "NETWORK_NAMES",
     "NORMS",
+    "NetworkQueue",
     "POOLINGS",
+    "QueuedNetwork",
     "VGG11",
     "AlexNet",
     "BasicBlock",
