@@ -2,7 +2,13 @@
 IDC; trajectory matching for MTT) and the regularisation losses CMI (CMIDD) and IID (L_CC, L_CM)."""
 
 from lightning_dd.losses.cmi import CMILoss, class_centroids, conditional_mutual_information
-from lightning_dd.losses.distribution import MatchedEmbeddings, class_chunks, distribution_matching
+from lightning_dd.losses.distribution import (
+    MatchedEmbeddings,
+    class_chunks,
+    distribution_matching,
+    mean_embedding_distance,
+    real_class_means,
+)
 from lightning_dd.losses.gradient import (
     GRADIENT_METRICS,
     class_gradient_distances,
@@ -49,6 +55,8 @@ __all__ = [
     "layer_distance",
     "local_covariance",
     "matched_parameters",
+    "mean_embedding_distance",
     "parameter_matching_loss",
+    "real_class_means",
     "unrolled_trajectory_loss",
 ]

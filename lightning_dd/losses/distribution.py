@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from lightning_dd.augment import DSA, DSAParams
 
-__all__ = ["MatchedEmbeddings", "class_chunks", "distribution_matching", "part_sizes"]
+__all__ = ["MatchedEmbeddings", "class_chunks", "distribution_matching", "mean_embedding_distance", "part_sizes",
+           "real_class_means"]
 
 
 def class_chunks(num_classes: int, classes_per_forward: int) -> list[tuple[int, int]]:
@@ -131,3 +132,42 @@ def distribution_matching(
         syn_feature_maps=torch.cat(syn_maps) if keep_feature_maps else None,
         real_feature_maps=torch.cat(real_maps) if keep_feature_maps else None,
     )
+
+
+def mean_embedding_distance(real_mean: Tensor, syn_embeddings: Tensor) -> Tensor:
+    """``|| real_mean - mean_j syn_embeddings[j] ||_2^2``: one class's distribution-matching term.
+
+    Args:
+        real_mean: ``(D,)`` mean embedding of the class's (augmented) real images, a constant.
+        syn_embeddings: ``(n, D)`` embeddings of its (augmented) synthetic images, with gradient.
+    """
+    return ((real_mean.detach() - syn_embeddings.mean(0)) ** 2).sum()
+
+
+def real_class_means(net: nn.Module, real: Tensor, dsa: DSA, dsa_params: DSAParams | None,
+                     images_per_forward: int | None = None) -> Tensor:
+    """Mean embedding of every class's real images after its own DSA draw, without gradient: ``(K, D)``.
+
+    The per-class loop of the reference embeds class ``c``'s real batch right before class ``c``'s image step; the
+    network does not change between those steps (only the images do), so all classes can be embedded up front, in
+    forwards of at most ``images_per_forward`` images (``None``: all ``K * k`` in one). Equal to embedding class by
+    class up to float rounding, for networks whose per-image output does not depend on the batch (no BatchNorm in
+    train mode).
+
+    Args:
+        net: network with ``embed(x) -> (B, D)``.
+        real: ``(K, k, C, H, W)``.
+        dsa, dsa_params: the augmentation and one parameter group per class (``None`` for the identity).
+        images_per_forward: forward size (>= 1) or ``None``.
+    """
+    num_classes, k = real.shape[:2]
+    if images_per_forward is not None and images_per_forward < 1:
+        raise ValueError(f"images_per_forward must be >= 1 or None, got {images_per_forward}")
+    with torch.no_grad():
+        x = real.flatten(0, 1)
+        if not dsa.is_identity and dsa_params is not None:
+            x = dsa.apply(x, dsa_params)  # class c's k images take parameter group c
+        size = images_per_forward or x.shape[0]
+        parts = x.split(part_sizes(x.shape[0], size))
+        embedded = torch.cat([net.embed(part) for part in parts])  # type: ignore[operator]
+        return embedded.view(num_classes, k, -1).mean(1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lightning_dd.augment import DSA
-from lightning_dd.losses import class_chunks, distribution_matching
+from lightning_dd.losses import class_chunks, distribution_matching, mean_embedding_distance, real_class_means
 from lightning_dd.networks import create_network, reinitialize_
 
 
@@ -124,3 +124,31 @@ def test_dm_images_with_split_real_forwards_equal_the_whole_batch_bit_for_bit(ba
         quiet_trainer(tmp_path / str(per_forward), max_steps=4).fit(model, digits_data(batch_real=batch_real))
         runs.append(model.synthetic.images.detach().clone())
     assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("use_dsa", [False, True])
+@pytest.mark.parametrize("per_forward", [None, 4, 7])
+def test_real_class_means_equal_the_per_class_loop(setup, use_dsa, per_forward):
+    """IDM's batched real side: all classes' real means up front equal embedding class by class (float64 check)."""
+    net, real, _ = setup
+    dsa = DSA() if use_dsa else DSA("none")
+    params = dsa.sample(real.shape[0], torch.Generator().manual_seed(5), image_size=(16, 16)) if use_dsa else None
+    means = real_class_means(net, real, dsa, params, per_forward)
+    assert means.shape == (real.shape[0], net.feature_dim) and not means.requires_grad
+    for c in range(real.shape[0]):
+        xr = dsa.apply(real[c], params[c : c + 1]) if use_dsa else real[c]
+        expected = net.embed(xr).double().mean(0)
+        torch.testing.assert_close(means[c].double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mean_embedding_distance_and_its_gradient():
+    """||m_r - mean(e_s)||^2 against the explicit sum; its gradient 2 (mean - m_r) / n on every row."""
+    g = torch.Generator().manual_seed(1)
+    real_mean = torch.randn(6, generator=g, dtype=torch.float64)
+    syn = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    loss = mean_embedding_distance(real_mean, syn)
+    mean = syn.detach().sum(0) / 4
+    assert float(loss) == pytest.approx(float(sum((real_mean[d] - mean[d]) ** 2 for d in range(6))), rel=1e-12)
+    loss.backward()
+    torch.testing.assert_close(syn.grad, (2 * (mean - real_mean) / 4).expand(4, 6))
+    assert torch.autograd.gradcheck(lambda s: mean_embedding_distance(real_mean, s), (syn.detach().requires_grad_(),))
