@@ -161,6 +161,34 @@ def decode_grid(images: Tensor, factor: int, layout: GridLayout = "multi_formati
     return decoded, source.repeat(factor * factor)
 
 
+def encode_partition(draws: Tensor) -> Tensor:
+    """IDM's real initialisation (``uitrbn/IDM`` ``init='real'`` with ``--aug``): four images into each stored image.
+
+    Quadrant ``q`` of stored image ``m`` is ``draws[q, m]`` downscaled by 2 (bilinear, ``align_corners=False``, the
+    reference's ``downscale(x, 0.5)``), quadrants in :func:`decode_grid`'s ``"partition"`` order (top-left,
+    bottom-left, top-right, bottom-right), so ``decode_grid(encode_partition(d), 2, "partition")`` returns
+    ``draws[0]``, ``draws[1]``, ... (each through a 2x down- and up-sampling).
+
+    Args:
+        draws: ``(4, N, C, H, W)`` with even ``H`` and ``W`` (the reference draws each quadrant's ``N`` images
+            independently).
+
+    Returns:
+        ``(N, C, H, W)``.
+    """
+    if draws.dim() != 5 or draws.shape[0] != 4 or draws.shape[-1] % 2 or draws.shape[-2] % 2:
+        raise ValueError(f"encode_partition needs (4, N, C, H, W) images with even H and W, got shape "
+                         f"{tuple(draws.shape)}")
+    _, n, c, h, w = draws.shape
+    small = F.interpolate(draws.flatten(0, 1), scale_factor=0.5, mode="bilinear", align_corners=False)
+    small = small.view(4, n, c, h // 2, w // 2)
+    out = draws.new_empty(n, c, h, w)
+    hh, hw = h // 2, w // 2
+    for q, (top, left) in enumerate(((0, 0), (hh, 0), (0, hw), (hh, hw))):
+        out[:, :, top : top + hh, left : left + hw] = small[q]
+    return out
+
+
 class FactorizedSyntheticSet(SyntheticSet):
     """A synthetic set whose stored images each hold ``factor x factor`` training images (IDC, IDM).
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lightning_dd.artifact import DistilledSet
 from lightning_dd.methods import MatchingModule, Views
-from lightning_dd.synthetic import FactorizedSyntheticSet, SyntheticSet, decode_grid
+from lightning_dd.synthetic import FactorizedSyntheticSet, SyntheticSet, decode_grid, encode_partition
 from tests.helpers import digits_data, quiet_trainer
 
 
@@ -92,3 +92,35 @@ def test_the_artifact_holds_the_decoded_training_images(tmp_path: Path) -> None:
     assert distilled.images.shape == (40, 1, 8, 8) and distilled.factor == 2 and distilled.ipc == 1
     assert distilled.labels.tolist() == list(range(10)) * 4
     torch.testing.assert_close(distilled.images, model.synthetic.decode()[0].detach())
+
+
+def test_encode_partition_places_each_draw_in_its_quadrant_and_round_trips() -> None:
+    """IDM's init: draw q goes to quadrant q (TL, BL, TR, BR); decode returns draw q's images in crop q (constant
+    images exactly; any image as the explicit 2x bilinear down-up sampling of the reference)."""
+    g = torch.Generator().manual_seed(0)
+    n = 3
+    values = torch.arange(4 * n, dtype=torch.float32).view(4, n, 1, 1, 1)
+    const = values.expand(4, n, 3, 8, 8).clone()
+    stored = encode_partition(const)
+    assert stored.shape == (n, 3, 8, 8)
+    assert torch.equal(stored[:, :, :4, :4], const[0, :, :, :4, :4])  # TL = draw 0
+    assert torch.equal(stored[:, :, 4:, :4], const[1, :, :, :4, :4])  # BL = draw 1
+    assert torch.equal(stored[:, :, :4, 4:], const[2, :, :, :4, :4])  # TR = draw 2
+    decoded, source = decode_grid(stored, 2, "partition")
+    torch.testing.assert_close(decoded, const.flatten(0, 1))
+    assert source.tolist() == list(range(n)) * 4
+
+    draws = torch.rand(4, n, 3, 8, 8, generator=g)
+    decoded, _ = decode_grid(encode_partition(draws), 2, "partition")
+    expected = torch.stack([F.interpolate(F.interpolate(d, scale_factor=0.5, mode="bilinear"), scale_factor=2,
+                                          mode="bilinear") for d in draws]).flatten(0, 1)
+    torch.testing.assert_close(decoded, expected)
+    # the 2x2 downscale is a block average (bilinear at half-pixel centres)
+    torch.testing.assert_close(encode_partition(draws)[:, :, :4, :4], F.avg_pool2d(draws[0], 2))
+
+
+def test_encode_partition_refuses_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(4, N, C, H, W\).*even"):
+        encode_partition(torch.zeros(3, 2, 3, 8, 8))
+    with pytest.raises(ValueError, match="even"):
+        encode_partition(torch.zeros(4, 2, 3, 7, 8))
