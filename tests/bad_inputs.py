@@ -54,7 +54,7 @@ BAD_INPUTS: list[dict[str, object]] = [
      "message": "is not writable"},
     # ---- unknown names
     {"id": "unknown_method", "args": ["fit", "--model", "Foo"],
-     "message": "unknown method 'Foo' for --model; available: DC, DM, DSA, IDC, MTT, RandomSelection"},
+     "message": "unknown method 'Foo' for --model; available: DC, DM, DSA, IDC, IDM, MTT, RandomSelection"},
     {"id": "unknown_method_path", "args": ["fit", "--model", "lightning_dd.methods.Foo"],
      "message": "unknown method 'lightning_dd.methods.Foo'"},
     {"id": "unknown_network", "args": [*FIT, "--model.network", "foo"],
