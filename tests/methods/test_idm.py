@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning_dd.data import RealDataModule
 from lightning_dd.data.protocol import RealDemand
 from lightning_dd.methods import IDM
+from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer
 from tests.helpers import quiet_trainer
 
 
@@ -114,3 +115,16 @@ def test_idm_refuses_bad_settings() -> None:
         tiny(ce_weight=-1)
     with pytest.raises(ValueError, match="BatchNorm"):
         tiny(network="convnet_bn")
+
+
+@pytest.mark.parametrize("make", [lambda p: IIDRegularizer(p, weight_cc=0.01, weight_cm=0.03),
+                                  lambda p: CMIRegularizer(p, weight=10.0)], ids=["iid", "cmi"])
+def test_regularizers_attach_per_class_and_change_the_images(tmp_path: Any, pool_path: Any, make: Any) -> None:
+    """IDM + IID (the queue network's feature maps, per class) and IDM + CMI (per class, the 4*ipc expanded images)
+    through the hook: finite, logged, and the images differ from plain IDM's."""
+    plain = tiny(ipc=2)
+    fit(plain, tmp_path / "plain", 2)
+    regularized = tiny(ipc=2, regularizers=[make(str(pool_path))])
+    fit(regularized, tmp_path / "reg", 2)
+    assert torch.isfinite(regularized.synthetic.images).all()
+    assert not torch.allclose(plain.synthetic.images, regularized.synthetic.images)
