@@ -63,7 +63,28 @@ METHODS: dict[str, dict[str, Any]] = {
     # GeorgeCazenavette/mtt-distillation distill.py defaults (lr_img 1000 as most cells, momentum 0.5)
     "mtt": {"class_path": "lightning_dd.methods.MTT", "network": "convnet", "init": "real", "dsa_strategy": "auto",
             "optimizer": ("torch.optim.SGD", 1000.0, 0.5)},
+    # uitrbn/IDM IDM_cifar10.py with command.txt's common flags (--init real --lr_img 0.2 --net_decay --aug
+    # --train_net_num 1; the script's queue defaults: 3 nets to start, push every 30, at most 100, 2 trained 10 steps)
+    "idm": {"class_path": "lightning_dd.methods.IDM", "network": "convnet", "init": "real", "dsa_strategy": "auto",
+            "partition": True, "initial_nets": 3, "train_net_num": 1, "fetch_net_num": 2, "batch_train": 256,
+            "lr_net": 0.01, "momentum_net": 0.9, "weight_decay_net": 0.0005,
+            "optimizer": ("torch.optim.SGD", 0.2, 0.5)},
 }  # fmt: skip
+#: IDM per (dataset, IPC), uitrbn/IDM command.txt: classes, ce_weight, eval_interval (= accuracy_reset_interval),
+#: net_generate_interval, model_train_steps, net_num, batch_real; budget 20000 iterations x classes image steps
+IDM_CELLS = {
+    ("cifar10", 1): (10, 0.5, 100, 5, 10, 100, 5000),
+    ("cifar10", 10): (10, 0.5, 100, 30, 10, 100, 256),
+    ("cifar10", 50): (10, 0.1, 500, 30, 10, 100, 256),
+    ("cifar100", 1): (100, 0.5, 100, 5, 10, 100, 5000),
+    ("cifar100", 10): (100, 0.1, 100, 30, 50, 100, 256),
+    ("cifar100", 50): (100, 0.1, 500, 30, 10, 100, 256),
+    ("tiny_imagenet", 1): (200, 0.5, 100, 30, 10, 100, 256),
+    ("tiny_imagenet", 10): (200, 0.5, 500, 30, 10, 100, 256),
+    ("tiny_imagenet", 50): (200, 0.8, 1000, 30, 50, 100, 256),
+}  # fmt: skip
+#: IDM + IID (λ_CC, λ_CM): VincenDen/IID IDM+ours/IDM_cifar10_IID.py, CIFAR-10 only, the same at every IPC
+IDM_IID_LAMBDA = {("cifar10", 10): (0.01, 0.03), ("cifar10", 50): (0.01, 0.03)}
 #: MTT per (dataset, IPC), author-provided table (justincui03/dc_benchmark methods/tm/readme.md): syn_steps,
 #: expert_epochs, max_start_epoch, lr_img, lr_lr, lr_teacher, batch_syn, ZCA, network; 5000 iterations
 MTT_CELLS = {
@@ -92,6 +113,8 @@ GM_CMI_LAMBDA = {
     # no published value is readable (the official CMI code has no MTT variant): the shipped cells use a
     # provisional λ = 10, stated in the files
     "mtt": {("cifar10", 10): 10, ("cifar10", 50): 10, ("cifar100", 10): 10, ("cifar100", 50): 10},
+    # no published value either (no IDM variant in the official CMI code): provisional, CMIDD's DM λ / classes
+    "idm": {("cifar10", 10): 800, ("cifar10", 50): 200, ("cifar100", 10): 20, ("cifar100", 50): 5},
 }  # fmt: skip
 #: data fragments: dataset name -> default root (digits is embedded)
 DATASETS: dict[str, str | None] = {
@@ -157,6 +180,9 @@ class Cell:
             if reg == "cmi":
                 table = DM_CMI_LAMBDA if self.method == "dm" else GM_CMI_LAMBDA[self.method]
                 out.append((CMI, self.pool(), {"weight": table.get((self.dataset, self.ipc), 8000)}))
+            elif self.method == "idm":
+                cc, cm = IDM_IID_LAMBDA[self.dataset, self.ipc]
+                out.append((IID, self.pool(), {"weight_cc": cc, "weight_cm": cm}))
             else:
                 cc, cm = DM_IID_LAMBDA.get(self.dataset, DM_IID_LAMBDA["cifar10"])
                 out.append((IID, self.pool(), {"weight_cc": cc, "weight_cm": cm}))
@@ -171,6 +197,7 @@ REG_CELLS = (
     + [Cell("dm", "svhn", 10, regs=("iid",))]  # IID's CIFAR-10 λ reused on other data (pool overridden)
 )
 REG_CELLS += [Cell(m, d, k, regs=("cmi",)) for m, cells in GM_CMI_LAMBDA.items() for d, k in cells]
+REG_CELLS += [Cell("idm", d, k, regs=("iid",)) for d, k in IDM_IID_LAMBDA]
 BUDGET_CELLS = [Cell("dm", "cifar10", 10, budget="reduced"), Cell("dm", "digits", 1, budget="quickstart")]
 ALL_CELLS = BASE_CELLS + REG_CELLS + BUDGET_CELLS
 
@@ -223,6 +250,9 @@ def expected_budget(cell: Cell) -> dict[str, Any]:
         budget["max_steps"], budget["batch_real"] = 200000 * IDC_CELLS[cell.dataset][0], 64
     if cell.method == "mtt" and (cell.dataset, cell.ipc) in MTT_CELLS:
         budget["max_steps"] = 5000
+    if cell.method == "idm" and (cell.dataset, cell.ipc) in IDM_CELLS:
+        classes, *_, batch_real = IDM_CELLS[cell.dataset, cell.ipc]
+        budget["max_steps"], budget["batch_real"] = 20000 * classes, batch_real
     return budget
 
 
@@ -271,6 +301,14 @@ def test_composition_resolves_to_the_published_settings(cell: Cell, capsys: pyte
                init["lr_lr"], init["lr_teacher"], init["batch_syn"], data["space"] == "zca", init["network"])
         assert got == (steps, epochs, start, lr_img, lr_lr, lr_teacher, batch_syn, zca, network)
         assert init["optimizer"]["init_args"]["momentum"] == 0.5
+    if cell.method == "idm":
+        for key in ("partition", "initial_nets", "train_net_num", "fetch_net_num"):
+            assert init[key] == method[key], key
+        if (cell.dataset, cell.ipc) in IDM_CELLS:
+            _, ce, reset, generate, train_steps, net_num, _ = IDM_CELLS[cell.dataset, cell.ipc]
+            got = (init["ce_weight"], init["accuracy_reset_interval"], init["net_generate_interval"],
+                   init["model_train_steps"], init["net_num"])
+            assert got == (ce, reset, generate, train_steps, net_num)
     assert data["batch_real"] == budget["batch_real"]
     assert trainer["max_steps"] == budget["max_steps"]
     evaluator = evaluator_of(resolved)
@@ -304,6 +342,8 @@ def test_overrides_are_exactly_the_published_cells() -> None:
     expected |= {f"idc/{d}_ipc{k}.yaml" for d in IDC_CELLS for k in IPCS}
     expected |= {f"{m}_cmi/{d}_ipc{k}.yaml" for m, cells in GM_CMI_LAMBDA.items() for d, k in cells}
     expected |= {f"mtt/{d}_ipc{k}.yaml" for d, k in MTT_CELLS}
+    expected |= {f"idm/{d}_ipc{k}.yaml" for d, k in IDM_CELLS}
+    expected |= {f"idm_iid/{d}_ipc{k}.yaml" for d, k in IDM_IID_LAMBDA}
     assert overrides == expected
 
 
