@@ -201,6 +201,8 @@ class IDM(RealBatches, DistillationModule):
                 if weight > 0:
                     loss = loss + weight * F.cross_entropy(net.classifier(embedded), labels)  # type: ignore[operator]
                 self.image_step(loss, views)
+            self.log("train/ce_weight", weight)  # the effective weight: ce_weight x the net's accuracy in percent
+        self.log("train/queue_size", float(len(self.queue)))
         self._train_queue(extra, extra_labels)
 
     def _train_queue(self, images: Tensor, labels: Tensor) -> None:
