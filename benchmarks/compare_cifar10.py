@@ -1,4 +1,4 @@
-"""Random vs DM vs DSA vs IDC vs IDC + CMI vs MTT vs MTT + CMI on CIFAR-10 at one reduced CPU budget, through the CLI.
+"""Random vs DM, DSA, IDC (+ CMI), MTT (+ CMI), IDM (+ IID, + CMI) on CIFAR-10 at one reduced CPU budget, via the CLI.
 
 Every run uses seed 0, IPC ``--ipc`` (10), 64 real images per class per matching batch, the same evaluation: the in-run
 evaluator's reference recipe (fresh ConvNet-3 students, SGD lr 0.01 momentum 0.9, DSA, lr x0.1 at half), ``--students``
@@ -7,7 +7,10 @@ line (defaults: about ten CPU minutes each on a 2-core machine) and printed with
 (``--pool``, e.g. ``lightning-dd pretrain --recipe cmi --network convnet ...``). MTT needs an expert buffer
 (``--experts``, ``lightning-dd experts --space zca ...`` for the ZCA cells) and runs the author table's cell for the
 IPC (``configs/overrides/mtt/cifar10_ipc<k>.yaml``); its students train with the learned step size (MTT's protocol).
-MTT + CMI adds ``configs/regularizers/cmi.yaml`` with ``--mtt_cmi_weight``.
+MTT + CMI adds ``configs/regularizers/cmi.yaml`` with ``--mtt_cmi_weight``. IDM runs the command.txt cell for the IPC
+(``configs/overrides/idm/cifar10_ipc<k>.yaml``) for ``--idm_iterations`` iterations (each ten image steps and the queue
+training); IDM + IID and IDM + CMI add the published cells (``overrides/idm_iid``, ``overrides/idm_cmi``) with the pool
+and, when given, ``--idm_iid_weights CC CM`` / ``--idm_cmi_weight`` (λ is tied to the proxy's feature scale).
 
     python benchmarks/compare_cifar10.py --root ~/.cache/lightning_dd/data/cifar10 --pool pools/cifar10_convnet.pt \
         --out /tmp/compare
@@ -53,6 +56,10 @@ def main() -> None:
     parser.add_argument("--experts", default=None, help="MTT expert buffer directory (needed for MTT runs)")
     parser.add_argument("--mtt_iterations", type=int, default=200)
     parser.add_argument("--mtt_cmi_weight", type=float, default=10.0)
+    parser.add_argument("--idm_iterations", type=int, default=40)
+    parser.add_argument("--idm_cmi_weight", type=float, default=None, help="default: the shipped cell's λ")
+    parser.add_argument("--idm_iid_weights", type=float, nargs=2, default=None, metavar=("CC", "CM"),
+                        help="default: the shipped cell's λ_CC, λ_CM")
     parser.add_argument("--out", default="/tmp/compare_cifar10")
     parser.add_argument("--students", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=100)
@@ -81,6 +88,19 @@ def main() -> None:
     runs["MTT"] = mtt
     runs["MTT+CMI"] = [*mtt, "--config", str(CONFIGS / "regularizers" / "cmi.yaml"), "--model.regularizers.pool",
                        opts.pool, "--model.regularizers.weight", str(opts.mtt_cmi_weight)]
+    idm = ["--config", str(CONFIGS / "method" / "idm.yaml"), *data,
+           "--config", str(CONFIGS / "overrides" / "idm" / f"cifar10_ipc{opts.ipc}.yaml"),
+           "--data.batch_real", "64", "--trainer.max_steps", str(10 * opts.idm_iterations)]
+    runs["IDM"] = idm
+    iid_weights = [] if opts.idm_iid_weights is None else [
+        "--model.regularizers.weight_cc", str(opts.idm_iid_weights[0]),
+        "--model.regularizers.weight_cm", str(opts.idm_iid_weights[1])]
+    cmi_weight = [] if opts.idm_cmi_weight is None else ["--model.regularizers.weight", str(opts.idm_cmi_weight)]
+    for reg, weights in (("iid", iid_weights), ("cmi", cmi_weight)):
+        cell = CONFIGS / "overrides" / f"idm_{reg}" / f"cifar10_ipc{opts.ipc}.yaml"
+        if cell.is_file():
+            runs[f"IDM+{reg.upper()}"] = [*idm, "--config", str(cell), "--model.regularizers.pool", opts.pool,
+                                         *weights]
     results = {}
     summary = out / "summary.json"
     if summary.is_file():
@@ -98,8 +118,8 @@ def main() -> None:
         method = next(k for k in r if k not in ("iteration", "epochs", "students", "recipe", "wall_seconds",
                                                  "command", "whole_epochs"))
         acc = r[method]["convnet"]
-        print(f"  {name:<8} iterations {r['iteration']:>4}  accuracy {acc['mean']:6.2f} ± {acc['std']:5.2f}  "
-              f"wall {r['wall_seconds'] / 60:5.1f} min")
+        print(f"  {name:<8} iterations {r['iteration']:>4}  epochs {r['epochs']:>4}  "
+              f"accuracy {acc['mean']:6.2f} ± {acc['std']:5.2f}  wall {r['wall_seconds'] / 60:5.1f} min")
 
 
 if __name__ == "__main__":
