@@ -63,7 +63,8 @@ class IDM(RealBatches, DistillationModule):
         train_net_num: queue networks matched against per iteration (1); each gives every class one image step.
         fetch_net_num: queue networks trained per iteration (2).
         model_train_steps: SGD steps per trained network and iteration (10; 50 for some cells).
-        batch_train: real images per such step (256).
+        batch_train: real images per such step (256: the reference's ``--trained_bs``, which its queue training
+            reads; its ``--batch_train`` flag is parsed but unused there).
         lr_net, momentum_net, weight_decay_net: the queue networks' SGD (0.01, 0.9, 5e-4: ``--net_decay``).
         ce_weight: the cross-entropy weight per accuracy percent (0.5 / 0.1 / 0.8 by cell; 0 disables the term).
         accuracy_reset_interval: reset the accuracy meters every this many iterations (the reference's

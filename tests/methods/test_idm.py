@@ -3,6 +3,7 @@ per-class steps, the batched real side, resume."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -128,3 +129,51 @@ def test_regularizers_attach_per_class_and_change_the_images(tmp_path: Any, pool
     fit(regularized, tmp_path / "reg", 2)
     assert torch.isfinite(regularized.synthetic.images).all()
     assert not torch.allclose(plain.synthetic.images, regularized.synthetic.images)
+
+
+class RecordingIDM(IDM):
+    """IDM that records, at every image step, the loss it was given, the class's synthetic images and labels, and
+    a copy of the (only) queue network with its running accuracy."""
+
+    def distill_step(self, batch: Any) -> None:
+        self.real_parts = self.split_real(batch)[0]
+        self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.nn.Module, float]] = []
+        self.meters: list[tuple[int, int]] = []
+        super().distill_step(batch)
+
+    def image_step(self, loss: torch.Tensor, views: Any = None) -> torch.Tensor:
+        entry = self.queue[0]
+        self.steps.append((loss.detach().clone(), views.synthetic.detach().clone(), views.labels.clone(),
+                           copy.deepcopy(entry.net), entry.accuracy_percent))
+        self.meters.append((entry.correct, entry.seen))
+        return super().image_step(loss, views)
+
+
+def reference_embed(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """uitrbn/IDM ``embed_channel_avg(x, last=1000)``: every module of ``net.features`` in turn, flattened."""
+    for module in list(net.features.modules())[1:]:  # type: ignore[union-attr]
+        x = module(x)
+    return x.view(x.shape[0], -1)
+
+
+def test_each_class_step_is_the_references_loss(tmp_path: Any) -> None:
+    """Without DSA, class c's loss is || mean e(real_c) - mean e(syn_c) ||^2 + ce_weight * acc% * CE(net(syn_c), c),
+    with e the reference's embedding and acc% the matched net's running accuracy, recomputed here independently."""
+    model = RecordingIDM(ipc=2, num_classes=10, image_shape=(1, 8, 8), artifact_path="", network="convnet_w32",
+                         net_num=1, initial_nets=1, net_generate_interval=1000, fetch_net_num=1, model_train_steps=2,
+                         batch_train=16, dsa_strategy="none", ce_weight=0.5)
+    fit(model, tmp_path, 2)  # the second iteration: the meter has counted the first one's training predictions
+    assert len(model.steps) == 10
+    for c, (loss, syn, labels, net, acc) in enumerate(model.steps):
+        assert syn.shape == (8, 1, 8, 8) and labels.tolist() == [c] * 8  # 2 stored images -> 8 expanded
+        net.eval()
+        with torch.no_grad():
+            real_mean = reference_embed(net, model.real_parts[0, c]).mean(0)
+            emb = reference_embed(net, syn)
+            ce = torch.nn.functional.cross_entropy(net.classifier(emb), labels)  # type: ignore[operator]
+            expected = ((real_mean - emb.mean(0)) ** 2).sum() + 0.5 * acc * ce
+        torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+        assert 0 < acc <= 100
+    # the weight's accuracy is the meter's percentage over the first iteration's 2 x 16 training predictions
+    correct, seen = model.meters[0]
+    assert seen == 2 * 16 and model.steps[0][4] == pytest.approx(100.0 * correct / seen)
