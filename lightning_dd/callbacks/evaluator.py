@@ -127,6 +127,7 @@ class DistilledSetEvaluator(Callback):
         self.results: dict[str, Any] = {}
         self._test: dict[str, torch.Tensor] = {}
         self._last: tuple[int, dict[str, dict[str, Any]]] | None = None
+        self._trained_per_class: int | None = None  # training images per class of the evaluated set (decoded)
         self._run_dir: Path | None = None
         self._accuracy: list[tuple[int, float]] = []  # (iteration, mean accuracy of the first model)
         self._cmi: list[tuple[int, float]] = []  # (iteration, reg/cmi) when a CMI regularizer logs it
@@ -165,6 +166,7 @@ class DistilledSetEvaluator(Callback):
                            "(evaluate its artifact with `lightning-dd evaluate --distilled FILE`)")
             return
         distilled = module.distilled_set()
+        self._trained_per_class = distilled.images.shape[0] // max(1, module.num_classes)
         reuse = self._last is not None and self._last[0] == count
         summary = self._last[1] if reuse and self._last is not None else self.evaluate(trainer, module, distilled,
                                                                                         count)
@@ -235,6 +237,11 @@ class DistilledSetEvaluator(Callback):
             self._test[space] = encode(split.images, space, distilled.mean, distilled.std, distilled.zca)
         return self._test[space], split.labels
 
+    def _per_class_label(self, ipc: int) -> str:
+        """``"10"``, or ``"10 -> 40"`` for a set whose stored images decode into more training images (IDC, IDM)."""
+        trained = self._trained_per_class
+        return str(ipc) if trained is None or trained == ipc else f"{ipc} -> {trained}"
+
     def _report(self, trainer: L.Trainer, module: _Evaluable) -> None:
         """The results table on stdout (diagnostics go to stderr)."""
         method, results = module.method_name, self.results
@@ -243,7 +250,7 @@ class DistilledSetEvaluator(Callback):
                  f"  {'set':<24} {'images/class':>12} {'epochs':>7}  {'model':<10} {'accuracy':>15}  {'vs random':>9}"]
         rows = [("whole train set", "all", results.get("whole_epochs", 0), results.get("whole", {})),
                 ("random real subset", str(module.ipc), self.epochs, results.get("random", {})),
-                (f"{method} (distilled)", str(module.ipc), self.epochs, results.get(method, {}))]
+                (f"{method} (distilled)", self._per_class_label(module.ipc), self.epochs, results.get(method, {}))]
         for label, per_class, epochs, summary in rows:
             for name, stats in summary.items():
                 base = results.get("random", {}).get(name)

@@ -61,3 +61,15 @@ def test_idm_with_a_published_regularizer_cell_changes_the_images(reg: str, tmp_
     assert regularized.images.shape == plain.images.shape
     assert torch.isfinite(regularized.images).all()
     assert not torch.equal(regularized.images, plain.images)  # same seed: only the regularizer differs
+
+
+def test_the_report_names_the_expanded_images_per_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    main(["fit", "--config", str(CONFIGS / "method" / "idm.yaml"), *TINY[:-4], "--trainer.default_root_dir",
+          str(tmp_path), "--trainer.callbacks+=lightning_dd.callbacks.DistilledSetEvaluator",
+          "--trainer.callbacks.num_students", "1", "--trainer.callbacks.epochs", "1", "--model.ipc", "1"])
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if "IDM (distilled)" in line]
+    assert row.split()[2:5] == ["1", "->", "4"]  # 1 stored image per class trains students on 4
+    (random_row,) = [line for line in out.splitlines() if "random real subset" in line]
+    assert random_row.split()[3] == "1"
