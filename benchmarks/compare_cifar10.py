@@ -35,6 +35,7 @@ def run(name: str, args: list[str], out: Path, students: int, epochs: int, ipc: 
     root = out / name
     cmd = [sys.executable, "-m", "lightning_dd", "fit", *args, "--model.ipc", str(ipc), "--seed_everything", "0",
            "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
+           "--trainer.log_every_n_steps", "1",
            "--trainer.callbacks+=lightning_dd.callbacks.DistilledSetEvaluator",
            "--trainer.callbacks.num_students", str(students), "--trainer.callbacks.epochs", str(epochs),
            "--trainer.callbacks.compare_random", "false", "--trainer.callbacks.progress", "false"]

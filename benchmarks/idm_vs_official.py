@@ -18,6 +18,9 @@ each (lr 0.01, momentum 0.9, weight decay 5e-4), a new network every 30 iteratio
   (only for the replaced loader's ZCA) are stand-ins when not installed; ``torch.cuda`` reports no GPU while it runs.
   The loop runs ``it = 0 .. N``; ``it = 0`` (warm-up) is excluded.
 
+With ``--pool`` (a proxy pool file) two more contenders time IDM + IID (λ_CC 0.01, λ_CM 0.03) and IDM + CMI (per
+class, λ 800): the shipped CIFAR-10 IPC-10 cells' regularizers on that pool.
+
 ``--rounds`` rounds, each running every contender for ``--iterations`` timed iterations, the order reversed every other
 round. Prints per contender the mean s/iteration and the per-round means, ours / official (overall and the median of
 the per-round ratios); writes ``--json``.
@@ -51,6 +54,7 @@ from official_mtt import _global_rng_restored, _kornia_stub, _missing
 
 from lightning_dd.data import RealDataModule
 from lightning_dd.methods import IDM
+from lightning_dd.regularizers import CMIRegularizer, IIDRegularizer, Regularizer
 
 # ---------------------------------------------------------------------------------------------------- official side
 
@@ -167,10 +171,20 @@ class CycleTimer(IterationTimer):
         return [b - a for a, b in itertools.pairwise(self.ends)]
 
 
-def time_ours(opts: argparse.Namespace, batched: bool, seed: int, root: Path) -> tuple[list[float], list[float]]:
+def regularizers(name: str, pool: str | None) -> list[Regularizer]:
+    """The regularizers of contender ``name`` ("ours + IID", "ours + CMI"; none otherwise)."""
+    if name.endswith("IID"):
+        return [IIDRegularizer(str(pool), weight_cc=0.01, weight_cm=0.03)]
+    if name.endswith("CMI"):
+        return [CMIRegularizer(str(pool), weight=800.0, reduction="per_class")]
+    return []
+
+
+def time_ours(opts: argparse.Namespace, name: str, seed: int, root: Path) -> tuple[list[float], list[float]]:
     data = RealDataModule("cifar10", root=opts.root, batch_real=opts.batch_real)
     model = IDM(ipc=opts.ipc, num_classes=NUM_CLASSES, image_shape=(3, 32, 32), artifact_path="", seed=seed,
-                ce_weight=opts.ce_weight, batched_real=batched)
+                ce_weight=opts.ce_weight, batched_real=not name.endswith("loop"),
+                regularizers=regularizers(name, opts.pool))
     timer = CycleTimer()
     steps = (opts.warmup + opts.iterations) * model.image_steps_per_iteration
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
@@ -194,10 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=1, help="untimed first iterations of ours (official: it=0)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pool", default=None, help="proxy pool: also time IDM + IID and IDM + CMI")
     parser.add_argument("--json", default=None)
     opts = parser.parse_args(argv)
     torch.set_num_threads(opts.threads)
-    contenders = ["ours batched", "ours loop"] + (["official"] if opts.idm else [])
+    contenders = ["ours batched", "ours loop"] + (["ours + IID", "ours + CMI"] if opts.pool else [])
+    contenders += ["official"] if opts.idm else []
     results: dict[str, Any] = {"settings": vars(opts), "torch": torch.__version__,
                                "contenders": {name: {"rounds": []} for name in contenders}}
     official_images = None
@@ -217,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         seconds, extra = out["per_iteration"][1:], {"warmup_seconds": out["per_iteration"][0]}
                         results["contenders"][name]["argv"] = out["argv"]
                     else:
-                        seconds, steps = time_ours(opts, name.endswith("batched"), r, Path(tmp) / f"{name}_{r}")
+                        seconds, steps = time_ours(opts, name, r, Path(tmp) / f"{name.replace(' ', '_')}_{r}")
                         extra = {"step_seconds": steps}
                 results["contenders"][name]["rounds"].append({"per_iteration": seconds, **extra})
                 print(f"round {r + 1}/{opts.rounds} {name:<14} {statistics.fmean(seconds):8.3f} s/iteration  "
