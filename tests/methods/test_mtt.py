@@ -27,9 +27,9 @@ from lightning_dd.evaluation.protocol import StudentRecipe
 from lightning_dd.evaluation.run import evaluate_artifact
 from lightning_dd.methods import MTT
 from lightning_dd.methods.mtt import UNROLLS
-from lightning_dd.pretrained import EXPERT_RECIPE, ExpertBuffer, expert_path, to_proxy_input, train_experts
+from lightning_dd.pretrained import ExpertBuffer, expert_path, to_proxy_input
 from lightning_dd.regularizers import CMIRegularizer
-from tests.helpers import digits_data, quiet_trainer
+from tests.helpers import digits_data, digits_experts, quiet_trainer
 
 LR_TEACHER = 0.01
 
@@ -37,14 +37,7 @@ LR_TEACHER = 0.01
 @pytest.fixture(scope="module")
 def buffer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two digits experts x 3 epochs on 20 images per class (normalised space)."""
-    data = RealDataModule("digits")
-    store = data.load_train()
-    idx = torch.cat([i[:20] for i in store.indices_by_class])
-    out = tmp_path_factory.mktemp("experts")
-    recipe = dataclasses.replace(EXPERT_RECIPE, epochs=3, batch_size=32, dsa_strategy=data.info.dsa_strategy)
-    train_experts(data.encode(store.images[idx]), store.labels[idx], out, dataset="digits", num_classes=10,
-                  mean=data.mean, std=data.std, num_experts=2, recipe=recipe, seed=0, log=lambda _: None)
-    return out
+    return digits_experts(tmp_path_factory.mktemp("experts"))
 
 
 def tiny(buffer_dir: Path, **kwargs: Any) -> MTT:
