@@ -171,6 +171,7 @@ def fit_classifier(
     autocast_dtype: torch.dtype | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    after_backward: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
     """Train ``net`` in place on ``(images, labels)`` with SGD and per-batch DSA, as ``recipe`` says.
 
@@ -193,6 +194,9 @@ def fit_classifier(
         optimizer: an optimizer over ``net``'s parameters to continue with (its state, e.g. momentum, carries over
             between calls: IDC trains one network a little after every image step); default a fresh
             ``recipe.optimizer``. The recipe's schedule, if any, is applied to it for this call.
+        after_backward: called with ``net`` after every backward pass, before the optimizer step (e.g.
+            :func:`lightning_dd.distributed.average_gradients`, so that a helper network stays identical across
+            ranks that each train it on their own images).
 
     Returns:
         :class:`FitResult` of the last epoch.
@@ -243,6 +247,8 @@ def fit_classifier(
                     loss = loss * kept + classification_loss(logits, y[partner.to(dev)], None) * (1 - kept)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if after_backward is not None:
+                after_backward(net)
             scaler.step(optimizer)
             scaler.update()
             steps += 1

@@ -44,6 +44,7 @@ from torch import Tensor
 from lightning_dd.augment import IDCAugment
 from lightning_dd.data.protocol import RealDataSource, RealDemand
 from lightning_dd.data.types import normalize
+from lightning_dd.distributed import average_gradients
 from lightning_dd.losses import class_gradients, gradient_distances, matched_parameters
 from lightning_dd.losses.gradient import GRADIENT_METRICS, GradientMetric
 from lightning_dd.methods.base import DistillationModule, Views
@@ -229,8 +230,9 @@ class IDC(RealBatches, DistillationModule):
             self.image_step(loss, self.class_views(net, syn, labels, augmented, real[c], (mean, std)))
         if extra.shape[0]:
             assert self.net_optimizer is not None
+            # DDP: every rank trains the same network on its own real images, gradients averaged at each step
             fit_classifier(net, normalize(extra, mean, std), extra_labels, self.net_recipe, self.generator,
-                           optimizer=self.net_optimizer)
+                           optimizer=self.net_optimizer, after_backward=average_gradients)
 
     def class_views(self, net: torch.nn.Module, syn: Tensor, labels: Tensor, augmented: Tensor, real: Tensor,
                     stats: tuple[Tensor, Tensor]) -> Views:

@@ -39,6 +39,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from lightning_dd.data.protocol import RealDataSource, RealDemand
+from lightning_dd.distributed import average_gradients, sum_across_ranks
 from lightning_dd.losses import mean_embedding_distance, real_class_means
 from lightning_dd.methods.base import DistillationModule, Views
 from lightning_dd.methods.matching import RealBatches, check_int, matching_network
@@ -208,7 +209,12 @@ class IDM(RealBatches, DistillationModule):
 
     def _train_queue(self, images: Tensor, labels: Tensor) -> None:
         """``fetch_net_num`` random queue networks, ``model_train_steps`` SGD steps each on their share of the
-        iteration's real images; the predictions feed their accuracy meters."""
+        iteration's real images; the predictions feed their accuracy meters.
+
+        DDP policy: every rank draws the same networks and DSA (the run's generator) and trains them on its own real
+        images with the ranks' gradients averaged at every step, and the meters count all ranks' predictions, so the
+        queue stays identical on every rank while N ranks train it on N times the images.
+        """
         hp = self.hparams
         share = int(hp["model_train_steps"]) * int(hp["batch_train"])
         if share == 0:
@@ -217,8 +223,11 @@ class IDM(RealBatches, DistillationModule):
             entry = self.queue[index]
             entry.net.train()
             x, y = images[j * share : (j + 1) * share], labels[j * share : (j + 1) * share]
-            result = fit_classifier(entry.net, x, y, self.net_recipe, self.generator, optimizer=entry.optimizer)
-            entry.record(round(result.train_accuracy * x.shape[0]), x.shape[0])
+            result = fit_classifier(entry.net, x, y, self.net_recipe, self.generator, optimizer=entry.optimizer,
+                                    after_backward=average_gradients)
+            counts = torch.tensor([round(result.train_accuracy * x.shape[0]), x.shape[0]], device=x.device)
+            correct, seen = sum_across_ranks(counts).tolist()
+            entry.record(int(correct), int(seen))
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
