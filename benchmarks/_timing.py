@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,3 +34,20 @@ class IterationTimer(L.Callback):
 
     def on_train_batch_end(self, *args: object) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class CycleTimer(IterationTimer):
+    """Also the whole loop cycle, from one ``on_train_batch_end`` to the next (batch fetch and Lightning's hooks
+    included), in :attr:`cycles`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, *args: object) -> None:
+        super().on_train_batch_end(*args)
+        self.ends.append(time.perf_counter())
+
+    @property
+    def cycles(self) -> list[float]:
+        return [b - a for a, b in itertools.pairwise(self.ends)]

@@ -48,7 +48,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from _timing import IterationTimer
+from _timing import CycleTimer
 from official_drivers import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, NUM_CLASSES, _check_inputs, _official_scope
 from official_mtt import _global_rng_restored, _kornia_stub, _missing
 
@@ -152,23 +152,6 @@ def time_official_idm(idm_dir: str, images: torch.Tensor, labels: torch.Tensor, 
 
 
 # ---------------------------------------------------------------------------------------------------- ours
-
-
-class CycleTimer(IterationTimer):
-    """The step alone (:attr:`seconds`) and the whole loop cycle, one ``on_train_batch_end`` to the next
-    (:attr:`cycles`: the batch fetch and Lightning's hooks included)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ends: list[float] = []
-
-    def on_train_batch_end(self, *args: object) -> None:
-        super().on_train_batch_end(*args)
-        self.ends.append(time.perf_counter())
-
-    @property
-    def cycles(self) -> list[float]:
-        return [b - a for a, b in itertools.pairwise(self.ends)]
 
 
 def regularizers(name: str, pool: str | None) -> list[Regularizer]:

@@ -49,18 +49,16 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from _timing import IterationTimer
+from _timing import CycleTimer
 from official_mtt import official_network_parameters, time_official_mtt
 
 from lightning_dd.data import RealDataModule
@@ -100,23 +98,6 @@ def random_walk_experts(num_experts: int, epochs: int, seed: int) -> list[torch.
             rows.append(rows[-1] + 0.01 * torch.randn(theta.shape, generator=g))
         out.append(torch.stack(rows))
     return out
-
-
-class CycleTimer(IterationTimer):
-    """Also the whole loop cycle, from one ``on_train_batch_end`` to the next (batch fetch and Lightning's hooks
-    included), in :attr:`cycles`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ends: list[float] = []
-
-    def on_train_batch_end(self, *args: object) -> None:
-        super().on_train_batch_end(*args)
-        self.ends.append(time.perf_counter())
-
-    @property
-    def cycles(self) -> list[float]:
-        return [b - a for a, b in itertools.pairwise(self.ends)]
 
 
 def time_ours(opts: argparse.Namespace, data: RealDataModule, buffer_dir: Path, unroll: str, seed: int,
